@@ -1,0 +1,60 @@
+"""Masked reductions, whitening and loss-aggregation weights over (B, T) tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm", "seq-mean-token-sum")
+
+
+def masked_sum(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
+    return (x * mask).sum() if dim is None else (x * mask).sum(dim)
+
+
+def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
+    """Mean of ``x`` where ``mask`` is set; 0 where the mask is empty (never NaN)."""
+    mask = mask.to(x.dtype)
+    return masked_sum(x, mask, dim) / mask.sum(dim).clamp(min=1.0)
+
+
+def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
+    mask = mask.to(x.dtype)
+    mean = masked_mean(x, mask)
+    n = mask.sum()
+    var = masked_sum((x - mean) ** 2, mask) / n.clamp(min=1.0)
+    if unbiased:
+        var = var * n / (n - 1).clamp(min=1.0)
+    return var
+
+
+def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
+    """(x − mean) / std over the masked entries of the whole tensor; masked-out entries become 0."""
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * mask.to(x.dtype)
+
+
+def aggregation_weights(response_mask: Tensor, mode: str, max_length: int | None = None) -> Tensor:
+    """Per-token weights w (B, T) so that Σ w·loss_t is the batch loss under ``mode``.
+
+    - token-mean: every valid token of the batch counts the same (DAPO).
+    - seq-mean-token-mean: mean over each sequence's tokens, then over sequences (original GRPO).
+    - seq-mean-token-sum-norm: Σ_t loss / (B · max_length), a constant normaliser (Dr.GRPO);
+      max_length defaults to the width T.
+    - seq-mean-token-sum: Σ_t loss per sequence, then mean over sequences (sequence NLL).
+    Computing weights once over the whole batch makes any micro-batch split give the same gradient.
+    """
+    m = response_mask.to(torch.float32)
+    B = m.shape[0]
+    if mode == "token-mean":
+        return m / m.sum().clamp(min=1.0)
+    if mode == "seq-mean-token-mean":
+        return m / (m.sum(-1, keepdim=True).clamp(min=1.0) * B)
+    if mode == "seq-mean-token-sum-norm":
+        return m / (B * (max_length or m.shape[1]))
+    if mode == "seq-mean-token-sum":
+        return m / B
+    raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {', '.join(AGGREGATIONS)}")

@@ -1,0 +1,5 @@
+"""Generation backends behind one protocol; each returns a RolloutBatch."""
+
+from itero.generation.base import Generator, SamplingParams
+
+__all__ = ["Generator", "SamplingParams"]
