@@ -23,7 +23,7 @@ class ModelNotFoundError(FileNotFoundError):
     pass
 
 
-def _check_local(name_or_path: str) -> None:
+def check_model_path(name_or_path: str) -> None:
     looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists()
     if looks_local and not (Path(name_or_path).expanduser() / "config.json").exists():
         raise ModelNotFoundError(
@@ -33,7 +33,7 @@ def _check_local(name_or_path: str) -> None:
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    _check_local(name_or_path)
+    check_model_path(name_or_path)
     config_file = Path(name_or_path).expanduser() / "tokenizer_config.json"
     tokenizer_class = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.exists() else None
     if tokenizer_class in _GENERIC_TOKENIZER_CLASSES:
@@ -49,8 +49,25 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 
 def load_model(name_or_path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> PreTrainedModel:
-    _check_local(name_or_path)
+    check_model_path(name_or_path)
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_DTYPES[dtype])
     return model.to(device)
+
+
+def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
+    """Copy the weights saved in ``path`` into ``model`` in place, keeping its parameter objects
+    (the optimizer and generator that hold them stay valid)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        raise ModelNotFoundError(f"no *.safetensors weights in {path}")
+    state = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k and model.config.tie_word_embeddings}
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"weights in {path} do not match the model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")

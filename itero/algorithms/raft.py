@@ -1,0 +1,58 @@
+"""RAFT / RestEM: keep the samples whose reward reaches a threshold and fine-tune on them with NLL.
+
+Departures: the NLL is a token-mean over the kept responses of the iteration (as HF SFT, RestEM);
+the samplers repo's "raft" loss sums per sequence instead. ``restart_from_base`` gives RestEM
+(every iteration fine-tunes the base model again) instead of continuing from the current policy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from itero.algorithms import sft
+from itero.batch import RolloutBatch
+from itero.schema import Section
+
+
+class Config(Section):
+    name: Literal["raft"] = "raft"
+    threshold: float = 1.0  # keep responses whose score is at least this
+    max_per_prompt: int = Field(8, ge=1)
+    unique: bool = True  # drop exact duplicate responses of a prompt before the cap
+    restart_from_base: bool = False
+
+    min_samples_per_prompt: ClassVar[int] = 1
+    needs_reference: ClassVar[bool] = False
+
+
+rows_per_unit = 1
+loss = sft.loss
+
+
+def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None) -> tuple[RolloutBatch, dict]:
+    keep: list[int] = []
+    per_group: dict[int, list[int]] = {}
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    for i in range(batch.batch_size):
+        if float(batch.scores[i]) < cfg.threshold:
+            continue
+        g = int(batch.group_ids[i])
+        if cfg.unique:
+            key = (g, tuple(batch.response_ids[i][batch.response_mask[i]].tolist()))
+            if key in seen:
+                continue
+            seen.add(key)
+        rows = per_group.setdefault(g, [])
+        if len(rows) < cfg.max_per_prompt:
+            rows.append(i)
+            keep.append(i)
+    num_groups = len(set(batch.group_ids.tolist()))
+    stats = {"kept": len(keep), "prompts_with_kept": len(per_group), "frac_prompts_no_kept": 1 - len(per_group) / max(num_groups, 1)}
+    return batch.select(keep), stats
+
+
+def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+    return sft.prepare(batch)

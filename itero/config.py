@@ -1,0 +1,285 @@
+"""The typed config tree: one pydantic model per component, YAML + dotted overrides, validation.
+
+``load_config("configs/quickstart.yaml", ["algorithm.beta=0.2", "loop.iterations=5"])``.
+Every error names the key, the value given and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from itero.algorithms import ALGORITHMS
+from itero.schema import ConfigError, Section
+
+__all__ = ["Config", "ConfigError", "load_config", "dump_config"]
+
+
+class TinyModelConfig(Section):
+    arch: Literal["qwen2", "llama"] = "qwen2"
+    hidden_size: int = Field(256, gt=0)
+    num_layers: int = Field(4, gt=0)
+    num_heads: int = Field(4, gt=0)
+    num_kv_heads: int = Field(2, gt=0)
+    intermediate_size: int = Field(768, gt=0)
+    max_position_embeddings: int = Field(256, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}, "
+                f"and num_heads by num_kv_heads={self.num_kv_heads}"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    path: Optional[str] = None  # hub name or local folder; None builds the tiny model into the run directory
+    tiny: TinyModelConfig = TinyModelConfig()
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class ArithmeticConfig(Section):
+    digits: int = Field(2, ge=1, le=6)
+    num_ops: int = Field(2, ge=1, le=6)
+    ops: str = "+-*"
+    small_multiplier: bool = True  # right operand of * has one digit
+    num_train: int = Field(20000, gt=0)
+    num_test: int = Field(200, gt=0)
+    seed: int = 0
+
+
+class JsonlTaskConfig(Section):
+    train_path: Optional[str] = None  # JSONL prompt set, e.g. ../shared/data/gsm8k/train.jsonl
+    test_path: Optional[str] = None  # None: hold out the first num_test rows of train_path
+    num_test: int = Field(200, ge=1)
+    prompt_field: str = "problem"
+    answer_field: str = "gold_answer"
+    solution_field: Optional[str] = None  # worked solutions for the SFT warm-up, if the file has them
+    template: str = "{prompt}"
+
+
+class TaskConfig(Section):
+    name: Literal["arithmetic", "jsonl"] = "arithmetic"
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+    jsonl: JsonlTaskConfig = JsonlTaskConfig()
+
+    @model_validator(mode="after")
+    def _jsonl_has_path(self):
+        if self.name == "jsonl" and not self.jsonl.train_path:
+            raise ValueError("task.name=jsonl needs task.jsonl.train_path (a JSONL file of problems)")
+        return self
+
+
+class GenerationConfig(Section):
+    backend: Literal["hf"] = "hf"
+    n_samples_per_prompt: int = Field(8, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    max_new_tokens: int = Field(48, gt=0)
+    batch_size: int = Field(512, gt=0)  # rows per forward pass
+
+
+class RewardConfig(Section):
+    name: Literal["math"] = "math"
+    # Online-DPO-R1: 1 / -0.5 / -1; VinePPO: 1 / 0 / 0.
+    correct: float = 1.0
+    wrong: float = -0.5  # an answer was extracted but is wrong
+    no_answer: float = -1.0  # no extractable final answer (e.g. no \boxed{}, or truncated)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any):
+        presets = {"online-dpo-r1": (1.0, -0.5, -1.0), "vineppo": (1.0, 0.0, 0.0)}
+        if isinstance(data, dict) and "preset" in data:
+            data = dict(data)
+            name = data.pop("preset")
+            if name not in presets:
+                raise ValueError(f"unknown reward preset {name!r}; choose one of {', '.join(presets)}")
+            data = {**dict(zip(("correct", "wrong", "no_answer"), presets[name])), **data}
+        return data
+
+
+_ALGORITHM_CONFIGS = {name: module.Config for name, module in ALGORITHMS.items()}
+AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(discriminator="name")]
+
+
+class TrainingConfig(Section):
+    lr: float = Field(1e-5, gt=0.0)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)  # examples (pairs for DPO, sequences otherwise) per optimizer step
+    micro_batch_size: int = Field(32, ge=1)  # examples per forward/backward; gradients accumulate
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocasts the forward; master weights stay fp32
+    reset_optimizer_each_iteration: bool = True  # iterative DPO starts each iteration as a fresh run
+
+    @model_validator(mode="after")
+    def _micro_divides(self):
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"training.batch_size={self.batch_size} must be a multiple of "
+                f"training.micro_batch_size={self.micro_batch_size}"
+            )
+        return self
+
+
+class SFTConfig(Section):
+    enabled: bool = True
+    num_examples: int = Field(4000, ge=1)  # worked solutions available to the warm-up
+    steps: int = Field(400, ge=0)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    warmup_ratio: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class LoopConfig(Section):
+    iterations: int = Field(3, ge=0)
+    prompts_per_iteration: int = Field(256, ge=1)
+    same_prompts_every_iteration: bool = False  # the samplers paper reuses one prompt set
+    seed: int = 0
+
+
+class EvalConfig(Section):
+    every: int = Field(1, ge=1)  # evaluate after every N iterations (and always after the last)
+    num_problems: Optional[int] = Field(None, ge=1)  # None = the whole test split
+    k: int = Field(4, ge=1)  # samples per problem for pass@k and mean accuracy
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: Optional[int] = Field(None, gt=0)  # None = generation.max_new_tokens
+
+
+class LoggingConfig(Section):
+    run_dir: str = "runs"
+    name: str = "quickstart"
+    progress: bool = True
+
+
+class Config(Section):
+    model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
+    generation: GenerationConfig = GenerationConfig()
+    reward: RewardConfig = RewardConfig()
+    algorithm: AlgorithmConfig = ALGORITHMS["dpo"].Config()
+    training: TrainingConfig = TrainingConfig()
+    sft: SFTConfig = SFTConfig()
+    loop: LoopConfig = LoopConfig()
+    eval: EvalConfig = EvalConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_algorithm(cls, data: Any):
+        if isinstance(data, dict) and isinstance(data.get("algorithm"), dict) and "name" not in data["algorithm"]:
+            data = {**data, "algorithm": {"name": "dpo", **data["algorithm"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _combinations(self):
+        n, needed = self.generation.n_samples_per_prompt, self.algorithm.min_samples_per_prompt
+        if n < needed:
+            raise ValueError(
+                f"generation.n_samples_per_prompt={n}: algorithm {self.algorithm.name!r} needs at least "
+                f"{needed} samples per prompt"
+            )
+        if self.model.path is None and self.task.name != "arithmetic":
+            raise ValueError("model.path is required unless the task is the built-in arithmetic task")
+        return self
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.logging.run_dir) / self.logging.name
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    data: dict = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    for item in overrides:
+        _apply_override(data, item)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, data)) from None
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, task, ...)")
+    return data
+
+
+def _apply_override(data: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. algorithm.beta=0.2)")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    # `algorithm=raft` switches the whole section to another variant with its own defaults
+    if parts == ["algorithm"] and not isinstance(value, dict):
+        value = {"name": value}
+    node[parts[-1]] = value
+
+
+def _explain(err: ValidationError, data: dict) -> str:
+    lines = ["invalid config:"]
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if loc[:1] == ["algorithm"] and len(loc) > 1 and loc[1] in _ALGORITHM_CONFIGS:
+            loc = ["algorithm", *loc[2:]]
+        key = ".".join(loc) or "(root)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1], e["loc"])
+            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            msg += f"; allowed here: {', '.join(sorted(allowed))}"
+        else:
+            given = e.get("input")
+            shown = "" if isinstance(given, dict) else f" got {given!r}:"
+            msg = f"{key}:{shown} {e['msg']}"
+        lines.append("  - " + msg)
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: list[str], raw_loc: tuple) -> list[str]:
+    if loc[:1] == ["algorithm"]:
+        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in _ALGORITHM_CONFIGS else "dpo"
+        return list(_ALGORITHM_CONFIGS[variant].model_fields)
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)

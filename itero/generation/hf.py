@@ -1,0 +1,285 @@
+"""Our own batched sampling loop with a KV cache over any HF causal LM (the CPU backend).
+
+Why not ``model.generate``: its per-step logits processors, stopping criteria and input
+preparation cost more than the forward of a small model on CPU, and it cannot mix the logits of
+two models (the "mixp" sampler). Here: prefill once, then one token per step through the model's
+own ``DynamicCache``; rows that have finished are dropped from the batch and the caches once they
+are a sizeable fraction of it.
+
+Positions follow ``itero.batch.position_ids`` (left padding ignored) and the attention mask is
+``cat(prompt_mask, ones)``, exactly what the learner feeds, so sampler and learner log-probs agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from itero.batch import RolloutBatch, position_ids
+from itero.generation.base import SamplingParams
+from itero.generation.sampling import StopStrings, sample_next
+
+# Finished rows stay in the batch (their outputs ignored) until they are this fraction of it:
+# compacting copies every layer's cache, so doing it for each finished row would cost more than it saves.
+COMPACT_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Sample from softmax((w0·z_policy + w1·z_other) / temperature) (the samplers paper's "mixp").
+
+    z are the raw next-token logits of the policy and of ``model`` at the same prefix; each model
+    keeps its own KV cache. top-k / top-p apply after mixing and sampler_logprobs are of the mixture.
+    """
+
+    model: torch.nn.Module
+    weights: tuple[float, float] = (1.5, -0.5)
+
+
+class HFGenerator:
+    """Generator backend over an HF causal LM object shared with the learner."""
+
+    def __init__(self, model, tokenizer, *, batch_size: Optional[int] = None):
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of rows or None, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eos_token_ids = _eos_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = pad if pad is not None else int(self.eos_token_ids[0])
+
+    def update_weights(self, *args, **kwargs) -> None:
+        """Nothing to do: this backend samples with the learner's own model object, so it always has
+        the current weights. Present so the loop can call ``update_weights`` on any backend."""
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        *,
+        prompt_texts: Optional[Sequence[str]] = None,
+        answers: Optional[Sequence[str]] = None,
+        mixture: Optional[Mixture] = None,
+    ) -> RolloutBatch:
+        _check_request(prompts, params, prompt_texts, answers)
+        n = params.n
+        rows = [list(p) for p in prompts for _ in range(n)]
+        device = next(self.model.parameters()).device
+        generator = torch.Generator(device=device)
+        if params.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(params.seed)
+        models = [self.model] + ([mixture.model] if mixture is not None else [])
+        size = self.batch_size or len(rows)
+        with torch.inference_mode(), _eval_mode(models):
+            parts = [
+                self._generate_rows(rows[s : s + size], params, generator, mixture, device)
+                for s in range(0, len(rows), size)
+            ]
+        batch = parts[0] if len(parts) == 1 else RolloutBatch.concat(parts, self.pad_token_id)
+        return batch.replace(
+            group_ids=torch.arange(len(prompts), device=device).repeat_interleave(n),
+            prompt_texts=[t for t in (prompt_texts or []) for _ in range(n)],
+            answers=[a for a in (answers or []) for _ in range(n)],
+        )
+
+    def _generate_rows(self, rows, params, generator, mixture, device) -> RolloutBatch:
+        B, P, R = len(rows), max(len(r) for r in rows), params.max_new_tokens
+        prompt_ids = torch.full((B, P), self.pad_token_id, dtype=torch.long, device=device)
+        prompt_mask = torch.zeros(B, P, dtype=torch.bool, device=device)
+        for i, r in enumerate(rows):
+            prompt_ids[i, P - len(r) :] = torch.tensor(r, dtype=torch.long)
+            prompt_mask[i, P - len(r) :] = True
+        step = _Stepper(self.model, mixture, capacity=P + R)
+        attention = prompt_mask.long()
+        positions = position_ids(prompt_mask, 0)
+        logits = step(prompt_ids, attention, positions)
+
+        response_ids = torch.full((B, R), self.pad_token_id, dtype=torch.long, device=device)
+        sampler_logprobs = torch.zeros(B, R, dtype=torch.float32, device=device)
+        lengths = torch.zeros(B, dtype=torch.long, device=device)
+        ended = torch.zeros(B, dtype=torch.bool, device=device)  # by EOS or a stop string
+        stop = StopStrings(self.tokenizer, params.stop)
+        eos = self.eos_token_ids.to(device)
+        active = torch.arange(B, device=device)  # chunk rows held in the caches, in cache order
+        live = torch.ones(B, dtype=torch.bool, device=device)  # which of those are still generating
+        next_pos = positions[:, -1] + 1
+        for t in range(R):
+            tokens, logprobs = sample_next(logits, params.temperature, params.top_k, params.top_p, generator)
+            rows_live = active[live]
+            response_ids[rows_live, t] = tokens[live]
+            sampler_logprobs[rows_live, t] = logprobs[live]
+            lengths[rows_live] = t + 1
+            done = torch.isin(tokens[live], eos)
+            if stop:
+                done |= stop.hits(response_ids[rows_live, : t + 1]).to(device)
+            ended[rows_live[done]] = True
+            live[live.clone()] = ~done
+            n_live = int(live.sum())
+            if n_live == 0 or t == R - 1:
+                break
+            if len(live) - n_live >= COMPACT_FRACTION * len(live):
+                keep = live.nonzero().squeeze(-1)
+                step.select(keep)
+                active, attention, next_pos, tokens = active[keep], attention[keep], next_pos[keep], tokens[keep]
+                live = live[keep]
+            attention = torch.cat([attention, attention.new_ones(len(active), 1)], dim=1)
+            logits = step(tokens[:, None], attention, next_pos[:, None])
+            next_pos = next_pos + 1
+
+        width = int(lengths.max())
+        response_ids, sampler_logprobs = response_ids[:, :width], sampler_logprobs[:, :width]
+        response_mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
+        texts = self.tokenizer.batch_decode(
+            [ids[:n] for ids, n in zip(response_ids.tolist(), lengths.tolist())], skip_special_tokens=True
+        )
+        return RolloutBatch(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=response_ids,
+            response_mask=response_mask,
+            group_ids=torch.zeros(B, dtype=torch.long, device=device),  # set by generate for the whole request
+            truncated=~ended,
+            response_texts=texts,
+            sampler_logprobs=sampler_logprobs,
+        )
+
+
+class _Stepper:
+    """Runs the policy (and the mixture's other model) on new tokens, each with its own KV cache,
+    and returns the next-token logits (N, V) float32, mixed when there is a mixture."""
+
+    def __init__(self, model, mixture: Optional[Mixture], capacity: int):
+        self.models = [model] + ([mixture.model] if mixture is not None else [])
+        self.weights = mixture.weights if mixture is not None else (1.0,)
+        self.caches = [_preallocated_cache(m.config, capacity) for m in self.models]
+        self.keep_kwargs = [_logits_to_keep_kwargs(m) for m in self.models]
+
+    def __call__(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
+        mixed = None
+        for model, cache, kwargs, w in zip(self.models, self.caches, self.keep_kwargs, self.weights):
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                **kwargs,
+            )
+            z = out.logits[:, -1].float()
+            if len(self.models) == 1:
+                return z
+            if mixed is not None and z.shape[-1] != mixed.shape[-1]:
+                raise ValueError(
+                    f"mixture models have different vocabulary sizes ({mixed.shape[-1]} vs {z.shape[-1]}); "
+                    "mix only models that share a tokenizer and output layer"
+                )
+            mixed = w * z if mixed is None else mixed + w * z
+        return mixed
+
+    def select(self, keep: Tensor) -> None:
+        for cache in self.caches:
+            cache.batch_select_indices(keep)
+
+
+class _PreallocatedLayer(DynamicLayer):
+    """A DynamicLayer that writes into buffers sized for the whole generation.
+
+    DynamicLayer concatenates each step, copying the whole cache every token; on CPU that copy was
+    a third of the decode time. ``keys`` / ``values`` are views of the filled part, so attention
+    sees exactly what DynamicLayer would give it. Only the methods generation uses are supported.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        B, H = key_states.shape[:2]
+        self._keys = key_states.new_empty(B, H, self.capacity, key_states.shape[-1])
+        self._values = value_states.new_empty(B, H, self.capacity, value_states.shape[-1])
+        self.is_initialized = True
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded ({end} positions)")
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        if self.is_initialized:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+
+
+def _preallocated_cache(config, capacity: int) -> DynamicCache:
+    # Only plain full-attention layers are swapped; sliding-window, linear-attention or shared-KV layers
+    # keep the model's own cache classes, so any causal LM still works (just without the saving there).
+    cache = DynamicCache(config=config)
+    cache.layers = [_PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+def _logits_to_keep_kwargs(model) -> dict:
+    # The prefill needs the last position only; computing the LM head over the whole prompt is wasted work.
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
+def _eos_token_ids(model, tokenizer) -> Tensor:
+    ids = []
+    for source in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if source is not None:
+            ids.extend([source] if isinstance(source, int) else list(source))
+    if not ids:
+        raise ValueError("neither the tokenizer nor the model's generation_config defines an eos_token_id")
+    return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+@contextlib.contextmanager
+def _eval_mode(models):
+    # Dropout must be off while sampling; the learner's train/eval state is restored afterwards.
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, training in zip(models, was_training):
+            m.train(training)
+
+
+def _check_request(prompts, params: SamplingParams, prompt_texts, answers) -> None:
+    if not prompts:
+        raise ValueError("generate needs at least one prompt")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (empty prompts have no next-token distribution)")
+    if params.n < 1 or params.max_new_tokens < 1:
+        raise ValueError(f"n and max_new_tokens must be >= 1, got n={params.n}, max_new_tokens={params.max_new_tokens}")
+    if params.temperature < 0 or not 0 < params.top_p <= 1 or params.top_k < 0:
+        raise ValueError(
+            f"need temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got temperature={params.temperature}, "
+            f"top_p={params.top_p}, top_k={params.top_k}"
+        )
+    for name, values in (("prompt_texts", prompt_texts), ("answers", answers)):
+        if values is not None and len(values) != len(prompts):
+            raise ValueError(f"{name} has {len(values)} entries for {len(prompts)} prompts; give one per prompt")

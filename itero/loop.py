@@ -1,0 +1,193 @@
+"""The online loop: SFT warm-up, then per iteration generate → score → prepare → train → evaluate.
+
+Each stage writes its metrics (``<stage>.json``) and then its output; the output appearing is what
+marks the stage done, so a run restarted after a crash or Ctrl-C continues at the first unfinished
+stage and ends with the same numbers. Iterative DPO and on-policy methods differ only in config:
+prompts per iteration, epochs per iteration and which model is the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from itero.algorithms import sft
+from itero.config import Config, dump_config
+from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
+from itero.evaluation.task_eval import evaluate_task
+from itero.runtime import Runtime, build_runtime, preflight
+from itero.tracking import progress
+from itero.tracking.metrics import write_metrics
+from itero.tracking.rundir import atomic_dir, atomic_torch_save, atomic_write_json, atomic_write_jsonl, prepare_run_dir
+from itero.training.learner import compute_logprobs
+
+
+def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
+    torch.manual_seed(cfg.loop.seed)
+    task = preflight(cfg)
+    run_dir = prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new)
+    rt = build_runtime(cfg, run_dir, task)
+    start = warm_up(rt)
+    for k in range(1, cfg.loop.iterations + 1):
+        start = iteration(rt, k, start)
+        write_metrics(run_dir)
+    return run_dir
+
+
+def warm_up(rt: Runtime) -> Optional[Path]:
+    """SFT on the task's worked solutions; returns the checkpoint RL starts from (None = base model)."""
+    cfg, d = rt.cfg.sft, rt.run / "sft"
+    if cfg.enabled and not (d / "checkpoint").exists():
+        examples = [p for p in rt.task.train if p.solution][: cfg.num_examples]
+        if not examples:
+            raise ValueError("sft.enabled is true but the task has no worked solutions; set sft.enabled=false")
+        prompts = [rt.encode(rt.task.render(p)) for p in examples]
+        responses = [rt.encode(p.solution) + [rt.tokenizer.eos_token_id] for p in examples]
+        rng = random.Random(rt.cfg.loop.seed)
+        rt.learner.start_phase(cfg.steps, reset=True, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio)
+        losses = []
+        with progress.stage("[sft] warm-up", cfg.steps, rt.cfg.logging.progress) as advance:
+            for _ in range(cfg.steps):
+                idx = [rng.randrange(len(examples)) for _ in range(cfg.batch_size)]
+                mb = sft.prepare(sft.make_batch([prompts[i] for i in idx], [responses[i] for i in idx], rt.tokenizer.pad_token_id))
+                losses.append(rt.learner.step(mb, list(range(cfg.batch_size)), cfg.batch_size, sft.loss)["loss"])
+                advance(1)
+        atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
+        save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
+    start = d / "checkpoint" if cfg.enabled else None
+    evaluate(rt, d, start)
+    write_metrics(rt.run)
+    return start
+
+
+def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
+    d = rt.run / f"iter_{k}"
+    if not (d / "rollouts.pt").exists():
+        generate(rt, d, k, start)
+    if not (d / "scored.pt").exists():
+        score(rt, d)
+    if not (d / "prepared.pt").exists():
+        prepare(rt, d, k, start)
+    if not (d / "checkpoint").exists():
+        train(rt, d, k, start)
+    if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
+        evaluate(rt, d, d / "checkpoint")
+    return d / "checkpoint"
+
+
+def prompts_for(rt: Runtime, k: int) -> list:
+    """Iteration k's prompts: consecutive slices of one seeded shuffle of the training problems."""
+    pool = list(rt.task.train)
+    random.Random(rt.cfg.loop.seed).shuffle(pool)
+    n = rt.cfg.loop.prompts_per_iteration
+    offset = 0 if rt.cfg.loop.same_prompts_every_iteration else ((k - 1) * n) % max(len(pool), 1)
+    return (pool + pool)[offset : offset + n]
+
+
+def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+    rt.ensure_policy(start)
+    problems = prompts_for(rt, k)
+    params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k)
+    t0, parts, chunk = time.perf_counter(), [], 64
+    with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
+        for s in range(0, len(problems), chunk):
+            ps = problems[s : s + chunk]
+            b = rt.generator.generate(
+                [rt.encode(rt.task.render(p)) for p in ps], dataclasses.replace(params, seed=params.seed + s),
+                prompt_texts=[rt.task.render(p) for p in ps], answers=[p.answer for p in ps],
+            )
+            parts.append(b.replace(group_ids=b.group_ids + s))
+            advance(len(ps))
+    batch = parts[0].concat(parts, rt.tokenizer.pad_token_id)
+    seconds = time.perf_counter() - t0
+    tokens = int(batch.response_lengths.sum())
+    atomic_write_json(d / "generate.json", {
+        "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds,
+        "response_length": float(batch.response_lengths.float().mean()),
+        "truncation_rate": float(batch.truncated.float().mean()),
+    })
+    atomic_torch_save(d / "rollouts.pt", batch)
+
+
+def score(rt: Runtime, d: Path) -> None:
+    batch = torch.load(d / "rollouts.pt", weights_only=False)
+    rewards, correct = rt.reward.grade(batch.response_texts, batch.answers)
+    scores = torch.tensor(rewards, dtype=torch.float32)
+    batch = batch.replace(scores=scores, rewards=outcome_to_token_rewards(scores, batch.response_mask))
+    atomic_write_jsonl(d / "rollouts.jsonl", [
+        {"prompt": p, "response": r, "answer": a, "reward": s, "correct": c, "truncated": bool(t)}
+        for p, r, a, s, c, t in zip(batch.prompt_texts, batch.response_texts, batch.answers, rewards, correct, batch.truncated)
+    ])
+    atomic_write_json(d / "score.json", {
+        "reward_mean": float(scores.mean()), "sample_accuracy": sum(correct) / len(correct),
+        "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
+    })
+    atomic_torch_save(d / "scored.pt", batch)
+
+
+def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+    batch = torch.load(d / "scored.pt", weights_only=False)
+    algo, cfg = rt.algo, rt.cfg.algorithm
+    selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
+    if getattr(cfg, "needs_reference", False) and selected.batch_size:
+        initial = rt.cfg.sft.enabled and rt.run / "sft" / "checkpoint"
+        rt.ensure_policy(start)
+        ref_model = rt.policy if cfg.reference == "previous" else rt.frozen_copy(initial or None)
+        selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, rt.cfg.training.micro_batch_size))
+    prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
+    atomic_write_jsonl(d / "selected.jsonl", [
+        {"group": int(g), "response": r, "reward": float(s)}
+        for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
+    ])
+    atomic_write_json(d / "prepare.json", stats)
+    atomic_torch_save(d / "prepared.pt", prepared)
+
+
+def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+    batch = torch.load(d / "prepared.pt", weights_only=False)
+    cfg, t = rt.cfg.algorithm, rt.cfg.training
+    restart = getattr(cfg, "restart_from_base", False)
+    rt.ensure_policy(rt.run / "sft" / "checkpoint" if restart and rt.cfg.sft.enabled else None if restart else start)
+    units = batch.batch_size // rt.algo.rows_per_unit
+    steps = rt.learner.num_steps(units, t.epochs)
+    metrics: dict = {"steps": steps}
+    if units:
+        reset = t.reset_optimizer_each_iteration or restart
+        rt.learner.start_phase(steps, reset=reset or rt.learner.optimizer is None)
+        if not reset and start is not None and (start / "trainer_state.pt").exists():
+            rt.learner.load_state(start, steps)
+        with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
+            metrics.update(rt.learner.fit(
+                batch, lambda mb, lp: rt.algo.loss(mb, lp, cfg), rows_per_unit=rt.algo.rows_per_unit,
+                epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, on_step=lambda i, m: advance(1),
+            ))
+    atomic_write_json(d / "train.json", metrics)
+    save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
+
+
+def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
+    with atomic_dir(path) as tmp:
+        rt.learner.save(tmp, with_optimizer=with_optimizer)
+        rt.tokenizer.save_pretrained(tmp)
+    rt.policy_source = path
+
+
+def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
+    if (d / "eval.json").exists():
+        return
+    rt.ensure_policy(checkpoint)
+    e = rt.cfg.eval
+    problems = rt.task.test[: e.num_problems] if e.num_problems else rt.task.test
+    with progress.stage(f"[{d.name}] evaluate", len(problems) * 2, rt.cfg.logging.progress) as advance:
+        metrics = evaluate_task(
+            rt.generator, rt.encode, rt.task, problems, rt.reward, k=e.k, temperature=e.temperature,
+            max_new_tokens=e.max_new_tokens or rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17,
+            advance=advance,
+        )
+    atomic_write_json(d / "eval.json", metrics)
+    progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")

@@ -1,0 +1,36 @@
+"""Rule-based math reward on the final answer, graded by ``itero.grading``.
+
+Three values, as the sources use them: correct, wrong-but-answered, no answer (no \\boxed{} or
+other final-answer marker, or cut off by truncation). Presets: Online-DPO-R1 1 / −0.5 / −1,
+VinePPO 1 / 0 / 0.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from itero.grading import Verdict, grade_batch
+
+
+class RewardFn(Protocol):
+    def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]: ...
+
+
+class MathReward:
+    def __init__(self, correct: float = 1.0, wrong: float = -0.5, no_answer: float = -1.0, workers: int = 1):
+        self.values = (correct, wrong, no_answer)
+        self.workers = workers
+
+    def value(self, verdict: Verdict) -> float:
+        correct, wrong, no_answer = self.values
+        if verdict.extracted is None:
+            return no_answer
+        return correct if verdict.correct else wrong
+
+    def grade(self, responses: Sequence[str], answers: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """(rewards, correct flags), in input order."""
+        verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers)
+        return [self.value(v) for v in verdicts], [v.correct for v in verdicts]
+
+    def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]:
+        return self.grade(responses, answers)[0]

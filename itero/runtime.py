@@ -1,0 +1,113 @@
+"""Everything a run needs, built once from the config: tokenizer, policy, generator, learner, task, reward.
+
+Components get their own config section, never the root. The in-memory policy remembers which
+checkpoint its weights came from, so a resumed run loads weights only where a stage needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import torch
+
+from itero.algorithms import ALGORITHMS
+from itero.config import Config
+from itero.generation.base import SamplingParams
+from itero.generation.hf import HFGenerator
+from itero.models.loading import check_model_path, load_model, load_tokenizer, load_weights_into
+from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
+from itero.rewards.math import MathReward
+from itero.tasks import Task, build_task
+from itero.training.learner import Learner, OptimConfig
+
+
+@dataclass
+class Runtime:
+    cfg: Config
+    run: Path
+    base_path: str  # the model the run starts from (hub name or folder)
+    tokenizer: object
+    policy: torch.nn.Module
+    generator: HFGenerator
+    learner: Learner
+    task: Task
+    reward: MathReward
+    algo: ModuleType
+    policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
+    _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def ensure_policy(self, checkpoint: Optional[Path]) -> None:
+        """Make the in-memory policy hold the weights of ``checkpoint`` (None = the base model)."""
+        if checkpoint == self.policy_source:
+            return
+        load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
+        self.policy_source = checkpoint
+
+    def frozen_copy(self, checkpoint: Optional[Path]) -> torch.nn.Module:
+        """The initial policy as a frozen model (reference for ``reference: initial``), loaded once."""
+        if self._initial is None:
+            self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype)
+            self._initial.requires_grad_(False).eval()
+        return self._initial
+
+    def sampling_params(self, seed: int) -> SamplingParams:
+        g = self.cfg.generation
+        return SamplingParams(
+            n=g.n_samples_per_prompt, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+            max_new_tokens=g.max_new_tokens, seed=seed,
+        )
+
+
+def build_base_model(cfg: Config, run: Path) -> str:
+    """The model the run starts from: ``model.path``, or a tiny model built and saved in the run directory."""
+    if cfg.model.path is not None:
+        return cfg.model.path
+    base = run / "base"
+    if not (base / "config.json").exists():
+        t = cfg.model.tiny
+        tokenizer = build_char_tokenizer()
+        model = build_tiny_model(
+            len(tokenizer), arch=t.arch, hidden_size=t.hidden_size, num_layers=t.num_layers,
+            num_heads=t.num_heads, num_kv_heads=t.num_kv_heads, intermediate_size=t.intermediate_size,
+            max_position_embeddings=t.max_position_embeddings, pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id, seed=cfg.loop.seed,
+        )
+        tmp = run / "base.tmp"
+        save_tiny(tmp, model, tokenizer)
+        tmp.replace(base)
+    return str(base)
+
+
+def preflight(cfg: Config) -> Task:
+    """Everything that can fail on bad input, checked before the run directory is touched."""
+    if cfg.model.path is not None:
+        check_model_path(cfg.model.path)
+    return build_task(cfg.task)
+
+
+def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
+    base_path = build_base_model(cfg, run)
+    tokenizer = load_tokenizer(base_path)
+    policy = load_model(base_path, dtype=cfg.model.dtype)
+    t = cfg.training
+    learner = Learner(
+        policy,
+        OptimConfig(
+            lr=t.lr, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size, warmup_ratio=t.warmup_ratio,
+            schedule=t.schedule, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+            adam_betas=tuple(t.adam_betas), precision=t.precision,
+        ),
+    )
+    r = cfg.reward
+    return Runtime(
+        cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy,
+        generator=HFGenerator(policy, tokenizer, batch_size=cfg.generation.batch_size),
+        learner=learner, task=task,
+        reward=MathReward(r.correct, r.wrong, r.no_answer), algo=ALGORITHMS[cfg.algorithm.name],
+    )

@@ -1,0 +1,46 @@
+"""Problems from JSON Lines files (prompt sets, benchmarks), with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from itero.tasks.arithmetic import Problem
+
+
+class DataFileError(ValueError):
+    pass
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """Every row of a JSONL file; blank lines are skipped, anything else malformed is an error."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"{path}: file does not exist")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFileError(f"{path}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise DataFileError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            for name in required:
+                if row.get(name) is None:
+                    raise DataFileError(f"{path}:{lineno}: missing field {name!r} (fields present: {', '.join(row)})")
+            rows.append(row)
+    return rows
+
+
+def read_problems(
+    path: str | Path, prompt_field: str = "problem", answer_field: str = "gold_answer", solution_field: Optional[str] = None
+) -> list[Problem]:
+    rows = read_jsonl(path, required=(prompt_field, answer_field))
+    return [
+        Problem(prompt=str(r[prompt_field]), answer=str(r[answer_field]), solution=str(r.get(solution_field) or "") if solution_field else "")
+        for r in rows
+    ]

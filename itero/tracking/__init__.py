@@ -1,0 +1,1 @@
+"""Run directory, metrics, console progress, plots and the run report."""

@@ -1,0 +1,211 @@
+"""The algorithm-blind learner: forward → log-probs → loss_fn(batch) → backward → step.
+
+It knows nothing about DPO, RAFT or PPO. An algorithm hands it a prepared RolloutBatch whose
+``token_weights`` / ``seq_weights`` were computed over the whole batch, and a ``loss_fn``. The
+learner splits the batch into optimizer mini-batches of ``batch_size`` units (a unit is
+``rows_per_unit`` consecutive rows, e.g. a chosen/rejected pair) and each mini-batch into
+micro-batches; a mini-batch holding a fraction f of the units has its loss scaled by 1/f, so each
+optimizer step sees a mean over its own examples and any micro-batch split gives the same gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from itero.batch import RolloutBatch, position_ids
+from itero.core.logprobs import token_logprobs
+
+LossFn = Callable[[RolloutBatch, Tensor], tuple[Tensor, dict[str, float]]]
+
+
+@dataclass
+class OptimConfig:
+    """The learner's own view of the training section (it never sees the root config)."""
+
+    lr: float
+    batch_size: int
+    micro_batch_size: int
+    warmup_ratio: float = 0.0
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    precision: str = "fp32"
+
+
+def forward_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
+    """log π(response_ids | prompt) per response token, (B, R), 0 where response_mask is False."""
+    P, R = batch.prompt_ids.shape[1], batch.response_ids.shape[1]
+    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
+    attention_mask = torch.cat([batch.prompt_mask.long(), torch.ones_like(batch.response_ids)], dim=1)
+    # logits only at positions P-1 .. P+R-1: the lm_head never runs over the prompt
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids(batch.prompt_mask, R),
+        logits_to_keep=R + 1,
+        use_cache=False,
+    ).logits[:, :-1]
+    return token_logprobs(logits, batch.response_ids, temperature) * batch.response_mask
+
+
+@torch.no_grad()
+def compute_logprobs(model, batch: RolloutBatch, micro_batch_size: int, temperature: float = 1.0) -> Tensor:
+    """Frozen log-probs (old / ref) of a whole batch, micro-batched. (B, R) float32."""
+    was_training = model.training
+    model.eval()
+    out = torch.zeros(batch.response_ids.shape, dtype=torch.float32)
+    for start in range(0, batch.batch_size, micro_batch_size):
+        rows = list(range(start, min(start + micro_batch_size, batch.batch_size)))
+        mb = batch.select(rows).trimmed()
+        out[start : start + len(rows), : mb.response_ids.shape[1]] = forward_logprobs(model, mb, temperature).float()
+    model.train(was_training)
+    return out
+
+
+class Learner:
+    def __init__(self, model, cfg: OptimConfig):
+        self.model = model
+        self.cfg = cfg
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
+
+    # ------------------------------------------------------------------ optimizer
+    def start_phase(
+        self, num_steps: int, reset: bool = True, lr: Optional[float] = None, warmup_ratio: Optional[float] = None
+    ) -> None:
+        """A fresh AdamW and warm-up + cosine (or constant) schedule over ``num_steps`` steps."""
+        if self.optimizer is not None and not reset:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=lr or self.cfg.lr, betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay
+        )
+        warmup = int((self.cfg.warmup_ratio if warmup_ratio is None else warmup_ratio) * num_steps)
+        cosine = self.cfg.schedule == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            if not cosine:
+                return 1.0
+            progress = (step - warmup) / max(1, num_steps - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def num_steps(self, num_units: int, epochs: int = 1) -> int:
+        return epochs * math.ceil(num_units / self.cfg.batch_size)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        batch: RolloutBatch,
+        loss_fn: LossFn,
+        *,
+        rows_per_unit: int = 1,
+        epochs: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        on_step: Optional[Callable[[int, dict], None]] = None,
+    ) -> dict[str, float]:
+        """Epochs × shuffled mini-batches of ``cfg.batch_size`` units; returns metrics averaged over steps."""
+        num_units = batch.batch_size // rows_per_unit
+        if self.optimizer is None:
+            self.start_phase(self.num_steps(num_units, epochs))
+        rng = random.Random(seed)
+        totals: dict[str, float] = {}
+        steps = 0
+        self.model.train()
+        for _ in range(epochs):
+            order = list(range(num_units))
+            rng.shuffle(order)
+            for start in range(0, num_units, self.cfg.batch_size):
+                units = order[start : start + self.cfg.batch_size]
+                metrics = self.step(batch, units, num_units, loss_fn, rows_per_unit, temperature)
+                steps += 1
+                for k, v in metrics.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                if on_step is not None:
+                    on_step(steps, metrics)
+        return {k: v / max(steps, 1) for k, v in totals.items()}
+
+    def step(
+        self,
+        batch: RolloutBatch,
+        units: list[int],
+        num_units: int,
+        loss_fn: LossFn,
+        rows_per_unit: int = 1,
+        temperature: float = 1.0,
+    ) -> dict[str, float]:
+        """One optimizer step over ``units`` (a mini-batch of the ``num_units`` in ``batch``)."""
+        metrics = self.accumulate(batch, units, num_units, loss_fn, rows_per_unit, temperature)
+        metrics.update(self.apply())
+        return metrics
+
+    def accumulate(
+        self,
+        batch: RolloutBatch,
+        units: list[int],
+        num_units: int,
+        loss_fn: LossFn,
+        rows_per_unit: int = 1,
+        temperature: float = 1.0,
+    ) -> dict[str, float]:
+        """Forward/backward of ``units`` in micro-batches; gradients add up in ``.grad``."""
+        scale = num_units / len(units)
+        sums: dict[str, float] = {"loss": 0.0}
+        for start in range(0, len(units), self.cfg.micro_batch_size):
+            micro = units[start : start + self.cfg.micro_batch_size]
+            rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
+            mb = batch.select(rows).trimmed()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+                logprobs = forward_logprobs(self.model, mb, temperature)
+            loss, metrics = loss_fn(mb, logprobs.float())
+            (loss * scale).backward()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)
+            sums["loss"] += float(loss.detach()) * scale
+        return sums
+
+    def apply(self) -> dict[str, float]:
+        """Clip, step the optimizer and the schedule, clear gradients."""
+        assert self.optimizer is not None and self.scheduler is not None, "call start_phase first"
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"grad_norm": float(grad_norm), "lr": lr}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path, with_optimizer: bool = True) -> None:
+        """Model (save_pretrained) plus optimizer, scheduler and RNG states, written by the caller atomically."""
+        path = Path(path)
+        self.model.save_pretrained(path)
+        keep = with_optimizer and self.optimizer is not None
+        state = {
+            "optimizer": self.optimizer.state_dict() if keep else None,
+            "scheduler": self.scheduler.state_dict() if keep else None,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        }
+        torch.save(state, path / "trainer_state.pt")
+
+    def load_state(self, path: str | Path, num_steps: int) -> None:
+        """Restore optimizer/scheduler/RNG saved by ``save`` (the weights are loaded with the model)."""
+        state = torch.load(Path(path) / "trainer_state.pt", weights_only=False)
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        if state["optimizer"] is not None:
+            self.start_phase(num_steps)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])

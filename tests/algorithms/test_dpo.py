@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+
+from itero.algorithms import dpo
+from helpers import text_batch, tiny
+
+
+def rng():
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize(
+    "scores, pairing, expected",
+    [
+        ([1, -0.5, -1, 1], "max_min", (0, 2)),  # first best, the worst
+        ([-1, 1, -1, 1], "max_min", (1, 0)),  # ties: first index
+        ([1, -0.5, -1, -0.5], "max_max", (0, 1)),  # best vs second-best value, first index
+        ([1, 1, 1], "max_min", None),  # all tie: no pair
+        ([-1, -1], "max_max", None),
+    ],
+)
+def test_pick_pair(scores, pairing, expected):
+    assert dpo.pick_pair(scores, pairing, rng()) == expected
+
+
+def test_max_random_picks_only_strictly_worse():
+    picks = {dpo.pick_pair([0, 1, 0, -1, 1], "max_random", torch.Generator().manual_seed(s))[1] for s in range(40)}
+    assert picks == {0, 2, 3}
+
+
+def make_groups():
+    _, tok = tiny()
+    responses = ["a", "bb", "ccc", "d", "ee", "f"]
+    return text_batch(tok, ["p"] * 6, responses, scores=[1, -1, 0, 1, 1, 1], group_ids=[7, 7, 7, 3, 3, 3])
+
+
+def test_select_interleaves_pairs_and_counts_ties():
+    batch, stats = dpo.select(make_groups(), dpo.Config())
+    assert batch.response_texts == ["a", "bb"]  # group 3 ties everywhere and is dropped
+    assert stats == {"pairs": 1, "frac_prompts_no_pair": 0.5}
+
+
+def test_prepare_weights_pairs_and_chosen_tokens():
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 4, ["ab", "c", "d", "efg"], scores=[1, 0, 1, 0])
+    out = dpo.prepare(batch, dpo.Config())
+    assert out.seq_weights.tolist() == [0.5, 0.0, 0.5, 0.0]
+    # chosen rows 0 and 2 have 3 and 2 tokens (EOS included): token-mean over 5 tokens
+    assert out.token_weights[0].tolist()[:3] == pytest.approx([0.2] * 3) and out.token_weights[1].sum() == 0
+    assert math.isclose(float(out.token_weights.sum()), 1.0, rel_tol=1e-6)
+
+
+def test_loss_matches_hand_computation():
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 2, ["a", "b"], scores=[1, 0])  # one pair, 2 tokens each (char + EOS)
+    batch = dpo.prepare(batch, dpo.Config()).replace(ref_logprobs=torch.tensor([[-1.0, -1.0], [-2.0, -1.0]]))
+    logprobs = torch.tensor([[-0.5, -1.0], [-2.5, -1.5]])
+    cfg = dpo.Config(beta=0.5, label_smoothing=0.1, nll_weight=2.0)
+    loss, metrics = dpo.loss(batch, logprobs, cfg)
+    # h_w = -1.5 - (-2) = 0.5 ; h_l = -4 - (-3) = -1 ; Δ = 1.5 ; βΔ = 0.75
+    # logσ(0.75) = -log(1 + e^-0.75) = -0.386871 ; logσ(-0.75) = -log(1 + e^0.75) = -1.136871
+    # cDPO = 0.9·0.386871 + 0.1·1.136871 = 0.461871
+    # NLL (token-mean over chosen) = (0.5 + 1.0) / 2 = 0.75 → total = 0.461871 + 2·0.75
+    assert loss.item() == pytest.approx(0.461871 + 1.5, abs=1e-5)
+    assert metrics["rewards/chosen"] == pytest.approx(0.25) and metrics["rewards/rejected"] == pytest.approx(-0.5)
+    assert metrics["rewards/accuracy"] == 1.0 and metrics["nll"] == pytest.approx(0.75)

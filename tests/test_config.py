@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+
+from itero.cli import main
+from itero.config import Config, dump_config, load_config
+from itero.schema import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_yaml_is_the_default_config():
+    # `itero quickstart` runs the defaults; the YAML users read must say the same thing
+    assert load_config(ROOT / "configs" / "quickstart.yaml") == Config()
+
+
+def test_dotted_overrides_are_typed():
+    cfg = load_config(None, ["algorithm.beta=0.2", "loop.iterations=5", "generation.temperature=0.7"])
+    assert cfg.algorithm.beta == 0.2 and cfg.loop.iterations == 5 and cfg.generation.temperature == 0.7
+
+
+def test_algorithm_switch_takes_the_variant_defaults():
+    cfg = load_config(None, ["algorithm=raft", "algorithm.max_per_prompt=3"])
+    assert cfg.algorithm.name == "raft" and cfg.algorithm.max_per_prompt == 3 and cfg.algorithm.threshold == 1.0
+
+
+def test_reward_presets():
+    assert load_config(None, ["reward.preset=vineppo"]).reward.model_dump() == {
+        "name": "math", "correct": 1.0, "wrong": 0.0, "no_answer": 0.0}
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        (["algorithm.betta=0.2"], ["algorithm.betta", "did you mean 'beta'"]),
+        (["trainig.lr=1"], ["trainig", "did you mean 'training'"]),
+        (["training.lr=abc"], ["training.lr", "'abc'", "number"]),
+        (["generation.n_samples_per_prompt=1"], ["generation.n_samples_per_prompt=1", "at least 2"]),
+        (["algorithm=ppo"], ["algorithm", "'ppo'", "'dpo'", "'raft'"]),
+        (["training.batch_size=33"], ["training.batch_size=33", "micro_batch_size=32"]),
+        (["generation.temperature=-1"], ["generation.temperature", "-1"]),
+        (["loop.iterations"], ["key.sub=value"]),
+    ],
+)
+def test_bad_config_names_key_value_and_allowed(override, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, override)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("loop:\n  iterations: 3\n  seed: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: malformed YAML at line \d"):
+        load_config(f)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["algorithm=raft", "loop.seed=3"])
+    f = tmp_path / "c.yaml"
+    f.write_text(dump_config(cfg))
+    assert load_config(f) == cfg
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "CONFIG", "training.lr=abc"],
+        ["train", "CONFIG", "model.path=/nonexistent/model"],
+        ["train", "CONFIG", "task.name=jsonl", "task.jsonl.train_path=BADJSONL"],
+        ["train", "MISSING.yaml"],
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"logging:\n  run_dir: {tmp_path / 'runs'}\n")
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"problem": "1+1=", "gold_answer": "2"}\n{"problem": oops}\n')
+    args = [a.replace("CONFIG", str(config)).replace("BADJSONL", str(bad)).replace("MISSING", str(tmp_path / "missing")) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:")
+    if "BAD" in " ".join(args) or "prompts.jsonl" in " ".join(args):
+        assert "prompts.jsonl:2" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_changed_config_is_refused_without_force(tmp_path):
+    from itero.tracking.rundir import RunDirError, prepare_run_dir
+
+    run = tmp_path / "r"
+    assert prepare_run_dir(run, "a: 1\n") == run
+    assert prepare_run_dir(run, "a: 1\n") == run  # same config resumes
+    with pytest.raises(RunDirError, match="--force"):
+        prepare_run_dir(run, "a: 2\n")
+    assert (run / "config.yaml").read_text() == "a: 1\n"
+    assert prepare_run_dir(run, "a: 2\n", new=True) == tmp_path / "r-2"
+    assert prepare_run_dir(run, "a: 2\n", force=True) == run
+    assert (run / "config.prev.yaml").read_text() == "a: 1\n"
