@@ -34,6 +34,16 @@ EPILOG = {
         example:
           itero report runs/quickstart
     """,
+    "grade": """
+        examples:
+          itero grade --check                                  # accept own golds, reject others' (../shared/data)
+          itero grade --responses out.jsonl --gold-field gold_answer --response-field response --out verdicts.jsonl
+    """,
+    "bandit": """
+        examples:
+          itero bandit --setting exact --dtype float32 --out runs/bandit
+          itero bandit --setting both --dtype both --samplers DPO-Unif DPO-Mix-P
+    """,
 }
 
 

@@ -48,6 +48,7 @@ class ArithmeticConfig(Section):
     digits: int = Field(2, ge=1, le=6)
     num_ops: int = Field(2, ge=1, le=6)
     ops: str = "+-*"
+    fixed_ops: bool = False  # True: the i-th operator is ops[i] (ops="+*" gives a+b*c)
     small_multiplier: bool = True  # right operand of * has one digit
     num_train: int = Field(20000, gt=0)
     num_test: int = Field(200, gt=0)

@@ -1,10 +1,11 @@
 """Our own batched sampling loop with a KV cache over any HF causal LM (the CPU backend).
 
-Why not ``model.generate``: its per-step logits processors, stopping criteria and input
-preparation cost more than the forward of a small model on CPU, and it cannot mix the logits of
-two models (the "mixp" sampler). Here: prefill once, then one token per step through the model's
-own ``DynamicCache``; rows that have finished are dropped from the batch and the caches once they
-are a sizeable fraction of it.
+Prefill once, then one token per step through the model's own forward and cache API. Why not
+``model.generate``: it cannot mix the logits of two models (the "mixp" sampler), and on CPU a third to a
+half of its decode time for a small model goes to copying the KV cache (``DynamicCache``
+concatenates every step), and a tenth to ``torch.multinomial``. Here full-attention cache layers write into buffers sized for the
+whole generation, sampling inverts the CDF, and finished rows are dropped from the batch and the
+caches once they are a sizeable fraction of it (benchmarks/bench_generation.py measures the gain).
 
 Positions follow ``itero.batch.position_ids`` (left padding ignored) and the attention mask is
 ``cat(prompt_mask, ones)``, exactly what the learner feeds, so sampler and learner log-probs agree.
@@ -86,6 +87,9 @@ class HFGenerator:
                 for s in range(0, len(rows), size)
             ]
         batch = parts[0] if len(parts) == 1 else RolloutBatch.concat(parts, self.pad_token_id)
+        # Tensors made under inference_mode cannot enter autograd (the learner's gather over
+        # response_ids would raise), so the batch leaves with ordinary copies.
+        batch = batch.replace(**{name: getattr(batch, name).clone() for name in batch.tensor_fields()})
         return batch.replace(
             group_ids=torch.arange(len(prompts), device=device).repeat_interleave(n),
             prompt_texts=[t for t in (prompt_texts or []) for _ in range(n)],
@@ -93,24 +97,39 @@ class HFGenerator:
         )
 
     def _generate_rows(self, rows, params, generator, mixture, device) -> RolloutBatch:
-        B, P, R = len(rows), max(len(r) for r in rows), params.max_new_tokens
-        prompt_ids = torch.full((B, P), self.pad_token_id, dtype=torch.long, device=device)
-        prompt_mask = torch.zeros(B, P, dtype=torch.bool, device=device)
-        for i, r in enumerate(rows):
-            prompt_ids[i, P - len(r) :] = torch.tensor(r, dtype=torch.long)
-            prompt_mask[i, P - len(r) :] = True
+        prompt_ids, prompt_mask = _left_pad(rows, self.pad_token_id, device)
+        response_ids, sampler_logprobs, lengths, ended = self._decode(prompt_ids, prompt_mask, params, generator, mixture)
+        width = int(lengths.max())
+        response_ids, sampler_logprobs = response_ids[:, :width], sampler_logprobs[:, :width]
+        texts = self.tokenizer.batch_decode(
+            [ids[:n] for ids, n in zip(response_ids.tolist(), lengths.tolist())], skip_special_tokens=True
+        )
+        return RolloutBatch(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=response_ids,
+            response_mask=torch.arange(width, device=device)[None, :] < lengths[:, None],
+            group_ids=torch.zeros(len(rows), dtype=torch.long, device=device),  # set by generate for the whole request
+            truncated=~ended,
+            response_texts=texts,
+            sampler_logprobs=sampler_logprobs,
+        )
+
+    def _decode(self, prompt_ids, prompt_mask, params, generator, mixture):
+        """Prefill, then one token per step. Returns response_ids (B, R), sampler_logprobs (B, R),
+        lengths (B,) and ended (B,): True where EOS or a stop string ended the row."""
+        (B, P), R, device = prompt_ids.shape, params.max_new_tokens, prompt_ids.device
         step = _Stepper(self.model, mixture, capacity=P + R)
         attention = prompt_mask.long()
         positions = position_ids(prompt_mask, 0)
         logits = step(prompt_ids, attention, positions)
-
         response_ids = torch.full((B, R), self.pad_token_id, dtype=torch.long, device=device)
         sampler_logprobs = torch.zeros(B, R, dtype=torch.float32, device=device)
         lengths = torch.zeros(B, dtype=torch.long, device=device)
-        ended = torch.zeros(B, dtype=torch.bool, device=device)  # by EOS or a stop string
+        ended = torch.zeros(B, dtype=torch.bool, device=device)
         stop = StopStrings(self.tokenizer, params.stop)
         eos = self.eos_token_ids.to(device)
-        active = torch.arange(B, device=device)  # chunk rows held in the caches, in cache order
+        active = torch.arange(B, device=device)  # rows held in the caches, in cache order
         live = torch.ones(B, dtype=torch.bool, device=device)  # which of those are still generating
         next_pos = positions[:, -1] + 1
         for t in range(R):
@@ -121,7 +140,7 @@ class HFGenerator:
             lengths[rows_live] = t + 1
             done = torch.isin(tokens[live], eos)
             if stop:
-                done |= stop.hits(response_ids[rows_live, : t + 1]).to(device)
+                done |= stop.hits(response_ids[:, max(0, t + 1 - stop.window) : t + 1][rows_live]).to(device)
             ended[rows_live[done]] = True
             live[live.clone()] = ~done
             n_live = int(live.sum())
@@ -130,28 +149,21 @@ class HFGenerator:
             if len(live) - n_live >= COMPACT_FRACTION * len(live):
                 keep = live.nonzero().squeeze(-1)
                 step.select(keep)
-                active, attention, next_pos, tokens = active[keep], attention[keep], next_pos[keep], tokens[keep]
-                live = live[keep]
+                active, attention, next_pos, tokens, live = (x[keep] for x in (active, attention, next_pos, tokens, live))
             attention = torch.cat([attention, attention.new_ones(len(active), 1)], dim=1)
             logits = step(tokens[:, None], attention, next_pos[:, None])
             next_pos = next_pos + 1
+        return response_ids, sampler_logprobs, lengths, ended
 
-        width = int(lengths.max())
-        response_ids, sampler_logprobs = response_ids[:, :width], sampler_logprobs[:, :width]
-        response_mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
-        texts = self.tokenizer.batch_decode(
-            [ids[:n] for ids, n in zip(response_ids.tolist(), lengths.tolist())], skip_special_tokens=True
-        )
-        return RolloutBatch(
-            prompt_ids=prompt_ids,
-            prompt_mask=prompt_mask,
-            response_ids=response_ids,
-            response_mask=response_mask,
-            group_ids=torch.zeros(B, dtype=torch.long, device=device),  # set by generate for the whole request
-            truncated=~ended,
-            response_texts=texts,
-            sampler_logprobs=sampler_logprobs,
-        )
+
+def _left_pad(rows: list[list[int]], pad_token_id: int, device) -> tuple[Tensor, Tensor]:
+    P = max(len(r) for r in rows)
+    prompt_ids = torch.full((len(rows), P), pad_token_id, dtype=torch.long)
+    prompt_mask = torch.zeros(len(rows), P, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        prompt_ids[i, P - len(r) :] = torch.tensor(r, dtype=torch.long)
+        prompt_mask[i, P - len(r) :] = True
+    return prompt_ids.to(device), prompt_mask.to(device)
 
 
 class _Stepper:

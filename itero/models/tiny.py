@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrai
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 # Printable ASCII plus newline covers the arithmetic task, LaTeX boxes and short English prompts.
-DEFAULT_ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
+DEFAULT_ALPHABET = "\n\t" + "".join(chr(c) for c in range(32, 127))
 
 
 def build_char_tokenizer(alphabet: str = DEFAULT_ALPHABET) -> PreTrainedTokenizerFast:

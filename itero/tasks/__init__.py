@@ -27,7 +27,7 @@ def build_task(cfg) -> Task:
         a = cfg.arithmetic
         train, test = make_splits(
             a.num_train, a.num_test, digits=a.digits, num_ops=a.num_ops, ops=a.ops,
-            small_multiplier=a.small_multiplier, seed=a.seed,
+            small_multiplier=a.small_multiplier, fixed_ops=a.fixed_ops, seed=a.seed,
         )
         return Task(train=train, test=test)
     j = cfg.jsonl

@@ -35,9 +35,12 @@ def solve_steps(numbers: list[int], ops: list[str]) -> tuple[list[str], int]:
     return steps, numbers[0]
 
 
-def make_problem(rng: random.Random, digits: int, num_ops: int, ops: str, small_multiplier: bool) -> Problem:
+def make_problem(
+    rng: random.Random, digits: int, num_ops: int, ops: str, small_multiplier: bool, fixed_ops: bool = False
+) -> Problem:
+    """``fixed_ops``: the i-th operator is ``ops[i]`` (``ops="+*"`` gives a+b*c); otherwise random ones."""
     lo, hi = 10 ** (digits - 1), 10**digits - 1
-    chosen_ops = [rng.choice(ops) for _ in range(num_ops)]
+    chosen_ops = list(ops[:num_ops]) if fixed_ops else [rng.choice(ops) for _ in range(num_ops)]
     numbers = [rng.randint(lo, hi)]
     for op in chosen_ops:
         # a one-digit right operand of * keeps products short enough for a tiny model to learn
@@ -55,11 +58,14 @@ def make_splits(
     num_ops: int = 2,
     ops: str = "+-*",
     small_multiplier: bool = True,
+    fixed_ops: bool = False,
     seed: int = 0,
 ) -> tuple[list[Problem], list[Problem]]:
     """Disjoint train and test problems, deterministic for a seed."""
     if not ops or set(ops) - set("+-*"):
-        raise ValueError(f"task.arithmetic.ops={ops!r}: use a non-empty subset of '+-*'")
+        raise ValueError(f"task.arithmetic.ops={ops!r}: use characters from '+-*'")
+    if fixed_ops and len(ops) != num_ops:
+        raise ValueError(f"task.arithmetic.fixed_ops needs one operator per operation: ops={ops!r}, num_ops={num_ops}")
     rng = random.Random(seed)
     seen: set[str] = set()
     out: list[Problem] = []
@@ -71,7 +77,7 @@ def make_splits(
                 f"only {len(out)} distinct arithmetic problems exist for digits={digits}, num_ops={num_ops}; "
                 "lower num_train/num_test or raise digits/num_ops"
             )
-        p = make_problem(rng, digits, num_ops, ops, small_multiplier)
+        p = make_problem(rng, digits, num_ops, ops, small_multiplier, fixed_ops)
         if p.prompt not in seen:
             seen.add(p.prompt)
             out.append(p)
