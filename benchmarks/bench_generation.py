@@ -1,10 +1,18 @@
-"""itero's HFGenerator vs ``model.generate``: same model, prompts, sampling and number of new tokens.
+"""itero's HFGenerator vs ``model.generate``: same model, prompts, sampling and token budget.
 
-    python benchmarks/bench_generation.py [--threads 2] [--repeats 3]
+    python benchmarks/bench_generation.py [--threads 2] [--repeats 3] [--only NAME] [--mode forced|eos]
 
-Both sample at temperature 1 with no top-k/top-p and never stop early (EOS is disabled in both),
-so each row gets exactly max_new_tokens tokens and the work is identical. Reports the best of
-``--repeats`` interleaved runs per side (after one warm-up) in new tokens per second, and the ratio.
+Both sample at temperature 1 with no top-k/top-p from the same model and prompts. Two modes:
+
+- ``forced``: EOS is disabled in both, so every row gets exactly max_new_tokens tokens and the
+  work is identical (the apples-to-apples comparison of the decode loops).
+- ``eos``: a few character tokens act as EOS (about 5% per step with the random tiny model), so
+  rows end at different lengths as in a real RL batch. ``generate`` keeps decoding finished rows
+  until the last one ends; HFGenerator drops them. Only tokens up to and including each row's EOS
+  count.
+
+Reports the best of ``--repeats`` interleaved runs per side (after one warm-up) in new tokens per
+second, and the ratio. Interleaving makes load from other processes hit both sides alike.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ CONFIGS = [  # name, hidden, layers, rows, prompt length range, new tokens
     ("tiny-64x2", 64, 2, 256, (8, 40), 48),
     ("small-512x8", 512, 8, 64, (16, 64), 64),
 ]
+EOS_CHARS = "qwxyz"  # "eos" mode: any of these ends a row
 
 
 def make_prompts(tokenizer, rows: int, length_range: tuple[int, int], seed: int = 0) -> list[list[int]]:
@@ -34,36 +43,45 @@ def make_prompts(tokenizer, rows: int, length_range: tuple[int, int], seed: int 
     return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
 
 
-def run_hf_generate(model, tokenizer, prompts, new_tokens: int) -> None:
+def run_hf_generate(model, tokenizer, prompts, new_tokens: int, eos: list[int]) -> int:
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     config = GenerationConfig(
         do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new_tokens,
-        eos_token_id=None, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id,
     )
+    torch.manual_seed(0)
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-    assert out.shape[1] - width == new_tokens
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:]
+    if not eos:
+        assert out.shape[1] == new_tokens
+        return out.numel()
+    is_eos = torch.isin(out, torch.tensor(eos))
+    ended = is_eos.any(-1)
+    return int(torch.where(ended, is_eos.int().argmax(-1) + 1, out.shape[1]).sum())
 
 
-def run_itero(model, tokenizer, prompts, new_tokens: int) -> None:
+def run_itero(model, tokenizer, prompts, new_tokens: int, eos: list[int]) -> int:
     gen = HFGenerator(model, tokenizer)
-    gen.eos_token_ids = torch.tensor([-1])  # no token ends a row: same work as the generate run
+    gen.eos_token_ids = torch.tensor(eos or [-1])  # -1: no token ends a row
     batch = gen.generate(prompts, SamplingParams(temperature=1.0, max_new_tokens=new_tokens, seed=0))
-    assert bool(batch.response_mask.all()) and batch.response_ids.shape[1] == new_tokens
+    if not eos:
+        assert bool(batch.response_mask.all()) and batch.response_ids.shape[1] == new_tokens
+    return int(batch.response_mask.sum())
 
 
-def best_times(fns, repeats: int) -> list[float]:
-    """Best wall time of each function; runs are interleaved so load from other processes hits both sides alike."""
+def best_rates(fns, repeats: int) -> list[tuple[float, float]]:
+    """(best tokens/s, mean tokens per row-run) of each function; runs are interleaved."""
     for fn in fns:
         fn()  # warm-up
-    best = [float("inf")] * len(fns)
+    best = [(0.0, 0)] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
+            tokens = fn()
+            rate = tokens / (time.perf_counter() - start)
+            best[i] = max(best[i], (rate, tokens))
     return best
 
 
@@ -72,11 +90,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=None, help="run one config by name")
+    parser.add_argument("--mode", choices=["forced", "eos", "both"], default="both")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tokenizer = build_char_tokenizer()
-    print(f"torch threads={torch.get_num_threads()}  repeats={args.repeats} (best of)")
-    print(f"{'config':<14}{'rows':>6}{'new':>5}{'generate tok/s':>16}{'itero tok/s':>13}{'ratio':>7}")
+    modes = ["forced", "eos"] if args.mode == "both" else [args.mode]
+    print(f"torch threads={torch.get_num_threads()}  best of {args.repeats} interleaved runs")
+    print(f"{'config':<13}{'mode':<8}{'rows':>5}{'max new':>8}{'tokens':>8}{'generate tok/s':>16}{'itero tok/s':>13}{'ratio':>7}")
     for name, hidden, layers, rows, lengths, new_tokens in CONFIGS:
         if args.only and name != args.only:
             continue
@@ -85,12 +105,16 @@ def main() -> None:
             num_kv_heads=max(2, hidden // 128), intermediate_size=3 * hidden,
         ).eval()
         prompts = make_prompts(tokenizer, rows, lengths)
-        tokens = rows * new_tokens
-        t_hf, t_it = best_times(
-            [lambda: run_hf_generate(model, tokenizer, prompts, new_tokens), lambda: run_itero(model, tokenizer, prompts, new_tokens)],
-            args.repeats,
-        )
-        print(f"{name:<14}{rows:>6}{new_tokens:>5}{tokens / t_hf:>16.0f}{tokens / t_it:>13.0f}{t_hf / t_it:>7.2f}")
+        for mode in modes:
+            eos = tokenizer.convert_tokens_to_ids(list(EOS_CHARS)) if mode == "eos" else []
+            (r_hf, n_hf), (r_it, n_it) = best_rates(
+                [
+                    lambda: run_hf_generate(model, tokenizer, prompts, new_tokens, eos),
+                    lambda: run_itero(model, tokenizer, prompts, new_tokens, eos),
+                ],
+                args.repeats,
+            )
+            print(f"{name:<13}{mode:<8}{rows:>5}{new_tokens:>8}{n_it:>8}{r_hf:>16.0f}{r_it:>13.0f}{r_it / r_hf:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ from itero.generation.sampling import StopStrings, sample_next
 # Finished rows stay in the batch (their outputs ignored) until they are this fraction of it:
 # compacting copies every layer's cache, so doing it for each finished row would cost more than it saves.
 COMPACT_FRACTION = 0.25
+# Prefill in up to this many groups of similar prompt length; fewer rows per group than the minimum
+# makes the matmuls too small to be worth it.
+PREFILL_BUCKETS = 4
+PREFILL_BUCKET_MIN_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,7 @@ class HFGenerator:
         (B, P), R, device = prompt_ids.shape, params.max_new_tokens, prompt_ids.device
         step = _Stepper(self.model, mixture, capacity=P + R)
         attention = prompt_mask.long()
-        positions = position_ids(prompt_mask, 0)
-        logits = step(prompt_ids, attention, positions)
+        logits = step.prefill(prompt_ids, prompt_mask)
         response_ids = torch.full((B, R), self.pad_token_id, dtype=torch.long, device=device)
         sampler_logprobs = torch.zeros(B, R, dtype=torch.float32, device=device)
         lengths = torch.zeros(B, dtype=torch.long, device=device)
@@ -131,7 +134,7 @@ class HFGenerator:
         eos = self.eos_token_ids.to(device)
         active = torch.arange(B, device=device)  # rows held in the caches, in cache order
         live = torch.ones(B, dtype=torch.bool, device=device)  # which of those are still generating
-        next_pos = positions[:, -1] + 1
+        next_pos = position_ids(prompt_mask, 0)[:, -1] + 1
         for t in range(R):
             tokens, logprobs = sample_next(logits, params.temperature, params.top_k, params.top_p, generator)
             rows_live = active[live]
@@ -177,8 +180,36 @@ class _Stepper:
         self.keep_kwargs = [_logits_to_keep_kwargs(m) for m in self.models]
 
     def __call__(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
+        return self._forward(input_ids, attention_mask, positions, self.caches)
+
+    def prefill(self, prompt_ids: Tensor, prompt_mask: Tensor) -> Tensor:
+        """Next-token logits (B, V) after each left-padded prompt, filling the caches.
+
+        Rows run in buckets of similar prompt length, each padded only to its own longest prompt,
+        and their KV are written right-aligned into the shared caches: a single left-padded batch
+        of mixed lengths wasted ~40% of the prefill, itself a third of a whole generation.
+        """
+        (B, P), positions = prompt_ids.shape, position_ids(prompt_mask, 0)
+        buckets = _length_buckets(prompt_mask.sum(-1))
+        bucketable = all(isinstance(layer, _PreallocatedLayer) for c in self.caches for layer in c.layers)
+        if len(buckets) == 1 or not bucketable:
+            return self(prompt_ids, prompt_mask.long(), positions)
+        logits = None
+        for rows in buckets:
+            width = int(prompt_mask[rows].sum(-1).max())
+            inputs = [x[rows, P - width :] for x in (prompt_ids, prompt_mask.long(), positions)]
+            scratch = [DynamicCache(config=m.config) for m in self.models]
+            z = self._forward(*inputs, scratch)
+            logits = z.new_empty(B, z.shape[-1]) if logits is None else logits
+            logits[rows] = z
+            for cache, filled in zip(self.caches, scratch):
+                for layer, src in zip(cache.layers, filled.layers):
+                    layer.write_rows(rows, P - width, src.keys, src.values, batch_size=B, length=P)
+        return logits
+
+    def _forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor, caches) -> Tensor:
         mixed = None
-        for model, cache, kwargs, w in zip(self.models, self.caches, self.keep_kwargs, self.weights):
+        for model, cache, kwargs, w in zip(self.models, caches, self.keep_kwargs, self.weights):
             out = model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -216,11 +247,12 @@ class _PreallocatedLayer(DynamicLayer):
         self.capacity = capacity
         self.length = 0
 
-    def lazy_initialization(self, key_states: Tensor, value_states: Tensor) -> None:
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor, batch_size: Optional[int] = None) -> None:
+        # Zeros, not empty: masked padding slots still meet the values (0 · NaN would be NaN).
         self.dtype, self.device = key_states.dtype, key_states.device
-        B, H = key_states.shape[:2]
-        self._keys = key_states.new_empty(B, H, self.capacity, key_states.shape[-1])
-        self._values = value_states.new_empty(B, H, self.capacity, value_states.shape[-1])
+        B, H = batch_size or key_states.shape[0], key_states.shape[1]
+        self._keys = key_states.new_zeros(B, H, self.capacity, key_states.shape[-1])
+        self._values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1])
         self.is_initialized = True
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
@@ -238,10 +270,25 @@ class _PreallocatedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
+    def write_rows(self, rows: Tensor, start: int, keys: Tensor, values: Tensor, batch_size: int, length: int) -> None:
+        """Prefill of some rows: their KV go to columns start..length, the slots before stay zero (padding)."""
+        if not self.is_initialized:
+            self.lazy_initialization(keys, values, batch_size)
+        self._keys[rows, :, start:length] = keys
+        self._values[rows, :, start:length] = values
+        self.length = length
+        self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
+
     def batch_select_indices(self, indices: Tensor) -> None:
         if self.is_initialized:
             self._keys, self._values = self._keys[indices], self._values[indices]
             self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+
+
+def _length_buckets(lengths: Tensor) -> list[Tensor]:
+    """Row indices grouped by prompt length: at most PREFILL_BUCKETS groups of PREFILL_BUCKET_MIN_ROWS or more."""
+    n = max(1, min(PREFILL_BUCKETS, len(lengths) // PREFILL_BUCKET_MIN_ROWS))
+    return list(lengths.argsort().chunk(n))
 
 
 def _preallocated_cache(config, capacity: int) -> DynamicCache:

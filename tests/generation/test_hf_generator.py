@@ -177,3 +177,36 @@ def test_other_architectures_batch_alone_and_learner_agree(kind, request, tokeni
     sampled = gen.generate(prompts, SamplingParams(n=2, temperature=0.7, max_new_tokens=8, seed=1))
     learner = token_logprobs(learner_logits(model, sampled), sampled.response_ids, 0.7) * sampled.response_mask
     torch.testing.assert_close(sampled.sampler_logprobs, learner, atol=1e-5, rtol=0)
+
+
+def test_batch_tensors_can_enter_autograd(policy, tokenizer, prompts, learner_logits):
+    batch = generator(policy, tokenizer).generate(prompts, SamplingParams(max_new_tokens=4, seed=0))
+    assert not any(getattr(batch, name).is_inference() for name in batch.tensor_fields())
+    P = batch.prompt_ids.shape[1]
+    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
+    logits = policy(input_ids=input_ids).logits[:, P - 1 : -1]
+    token_logprobs(logits, batch.response_ids).sum().backward()  # raises on inference tensors
+    assert policy.lm_head.weight.grad is not None
+    policy.zero_grad(set_to_none=True)
+
+
+def test_prefill_in_length_buckets_matches_one_padded_batch(monkeypatch, policy, other_model, tokenizer, learner_logits):
+    import itero.generation.hf as hf
+
+    texts = ["x", "12+7=", "ab", "Solve: 3*4 = ", "The answer is \\boxed{", "q", "7*8-1=", "hello there, "]
+    prompts = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=8)
+    monkeypatch.setattr(hf, "PREFILL_BUCKETS", 1)
+    padded = generator(policy, tokenizer, eos=NO_EOS).generate(prompts, greedy)
+    monkeypatch.setattr(hf, "PREFILL_BUCKETS", 4)
+    monkeypatch.setattr(hf, "PREFILL_BUCKET_MIN_ROWS", 1)
+    assert len(hf._length_buckets(padded.prompt_mask.sum(-1))) == 4
+    bucketed = generator(policy, tokenizer, eos=NO_EOS).generate(prompts, greedy)
+    assert torch.equal(bucketed.response_ids, padded.response_ids)
+    torch.testing.assert_close(bucketed.sampler_logprobs, padded.sampler_logprobs, atol=1e-5, rtol=0)
+    # sampling with a mixture goes through the same bucketed prefill for both models
+    params = SamplingParams(n=2, temperature=0.8, max_new_tokens=8, seed=4)
+    batch = generator(policy, tokenizer).generate(prompts, params, mixture=Mixture(model=other_model, weights=(1.5, -0.5)))
+    mixed = 1.5 * learner_logits(policy, batch) - 0.5 * learner_logits(other_model, batch)
+    direct = token_logprobs(mixed, batch.response_ids, 0.8) * batch.response_mask
+    torch.testing.assert_close(batch.sampler_logprobs, direct, atol=1e-5, rtol=0)
