@@ -47,8 +47,8 @@ class ModelConfig(Section):
 class ArithmeticConfig(Section):
     digits: int = Field(2, ge=1, le=6)
     num_ops: int = Field(2, ge=1, le=6)
-    ops: str = "+-*"
-    fixed_ops: bool = False  # True: the i-th operator is ops[i] (ops="+*" gives a+b*c)
+    ops: str = "+*"
+    fixed_ops: bool = True  # True: the i-th operator is ops[i] (ops="+*" gives a+b*c)
     small_multiplier: bool = True  # right operand of * has one digit
     num_train: int = Field(20000, gt=0)
     num_test: int = Field(200, gt=0)
@@ -137,9 +137,9 @@ class TrainingConfig(Section):
 class SFTConfig(Section):
     enabled: bool = True
     num_examples: int = Field(4000, ge=1)  # worked solutions available to the warm-up
-    steps: int = Field(400, ge=0)
+    steps: int = Field(350, ge=0)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0.0)
+    lr: float = Field(1e-3, gt=0.0)
     warmup_ratio: float = Field(0.05, ge=0.0, le=1.0)
 
 
