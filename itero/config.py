@@ -80,7 +80,7 @@ class TaskConfig(Section):
 class GenerationConfig(Section):
     backend: Literal["hf"] = "hf"
     n_samples_per_prompt: int = Field(8, ge=1)
-    temperature: float = Field(1.0, ge=0.0)
+    temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
     max_new_tokens: int = Field(48, gt=0)
@@ -107,13 +107,14 @@ class RewardConfig(Section):
         return data
 
 
+DEFAULT_ALGORITHM = "raft"  # the quickstart's; see configs/quickstart.yaml
 _ALGORITHM_CONFIGS = {name: module.Config for name, module in ALGORITHMS.items()}
 AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(discriminator="name")]
 
 
 class TrainingConfig(Section):
-    lr: float = Field(1e-5, gt=0.0)
-    epochs: int = Field(1, ge=1)
+    lr: float = Field(3e-4, gt=0.0)
+    epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)  # examples (pairs for DPO, sequences otherwise) per optimizer step
     micro_batch_size: int = Field(32, ge=1)  # examples per forward/backward; gradients accumulate
     warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
@@ -144,8 +145,8 @@ class SFTConfig(Section):
 
 
 class LoopConfig(Section):
-    iterations: int = Field(3, ge=0)
-    prompts_per_iteration: int = Field(256, ge=1)
+    iterations: int = Field(5, ge=0)
+    prompts_per_iteration: int = Field(1024, ge=1)
     same_prompts_every_iteration: bool = False  # the samplers paper reuses one prompt set
     seed: int = 0
 
@@ -169,7 +170,7 @@ class Config(Section):
     task: TaskConfig = TaskConfig()
     generation: GenerationConfig = GenerationConfig()
     reward: RewardConfig = RewardConfig()
-    algorithm: AlgorithmConfig = ALGORITHMS["dpo"].Config()
+    algorithm: AlgorithmConfig = ALGORITHMS[DEFAULT_ALGORITHM].Config()
     training: TrainingConfig = TrainingConfig()
     sft: SFTConfig = SFTConfig()
     loop: LoopConfig = LoopConfig()
@@ -180,7 +181,7 @@ class Config(Section):
     @classmethod
     def _default_algorithm(cls, data: Any):
         if isinstance(data, dict) and isinstance(data.get("algorithm"), dict) and "name" not in data["algorithm"]:
-            data = {**data, "algorithm": {"name": "dpo", **data["algorithm"]}}
+            data = {**data, "algorithm": {"name": DEFAULT_ALGORITHM, **data["algorithm"]}}
         return data
 
     @model_validator(mode="after")
@@ -272,7 +273,7 @@ def _explain(err: ValidationError, data: dict) -> str:
 
 def _allowed_keys(loc: list[str], raw_loc: tuple) -> list[str]:
     if loc[:1] == ["algorithm"]:
-        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in _ALGORITHM_CONFIGS else "dpo"
+        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in _ALGORITHM_CONFIGS else DEFAULT_ALGORITHM
         return list(_ALGORITHM_CONFIGS[variant].model_fields)
     model: Any = Config
     for part in loc:

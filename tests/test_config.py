@@ -15,8 +15,8 @@ def test_quickstart_yaml_is_the_default_config():
 
 
 def test_dotted_overrides_are_typed():
-    cfg = load_config(None, ["algorithm.beta=0.2", "loop.iterations=5", "generation.temperature=0.7"])
-    assert cfg.algorithm.beta == 0.2 and cfg.loop.iterations == 5 and cfg.generation.temperature == 0.7
+    cfg = load_config(None, ["algorithm=dpo", "algorithm.beta=0.2", "loop.iterations=5", "generation.temperature=0.5"])
+    assert cfg.algorithm.beta == 0.2 and cfg.loop.iterations == 5 and cfg.generation.temperature == 0.5
 
 
 def test_algorithm_switch_takes_the_variant_defaults():
@@ -32,10 +32,11 @@ def test_reward_presets():
 @pytest.mark.parametrize(
     "override, words",
     [
-        (["algorithm.betta=0.2"], ["algorithm.betta", "did you mean 'beta'"]),
+        (["algorithm=dpo", "algorithm.betta=0.2"], ["algorithm.betta", "did you mean 'beta'"]),
+        (["algorithm.beta=0.2"], ["algorithm.beta", "allowed here", "threshold"]),  # the default is RAFT
         (["trainig.lr=1"], ["trainig", "did you mean 'training'"]),
         (["training.lr=abc"], ["training.lr", "'abc'", "number"]),
-        (["generation.n_samples_per_prompt=1"], ["generation.n_samples_per_prompt=1", "at least 2"]),
+        (["algorithm=dpo", "generation.n_samples_per_prompt=1"], ["generation.n_samples_per_prompt=1", "at least 2"]),
         (["algorithm=ppo"], ["algorithm", "'ppo'", "'dpo'", "'raft'"]),
         (["training.batch_size=33"], ["training.batch_size=33", "micro_batch_size=32"]),
         (["generation.temperature=-1"], ["generation.temperature", "-1"]),

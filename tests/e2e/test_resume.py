@@ -42,18 +42,19 @@ def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 120) -> None:
 
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_same_metrics(tmp_path):
-    straight = itero(tmp_path, "straight")
+    # DPO: the path with the most stages (pairs, reference log-probs) to resume through
+    straight = itero(tmp_path, "straight", "algorithm=dpo")
     out, _ = straight.communicate(timeout=300)
     assert straight.returncode == 0, out
 
     # killed right after generation finished (inside score/prepare), then during iteration 2's training
-    killed = itero(tmp_path, "killed")
+    killed = itero(tmp_path, "killed", "algorithm=dpo")
     kill_when(killed, tmp_path / "killed" / "iter_1" / "rollouts.pt")
     assert not (tmp_path / "killed" / "iter_1" / "checkpoint").exists()
-    killed = itero(tmp_path, "killed")
+    killed = itero(tmp_path, "killed", "algorithm=dpo")
     kill_when(killed, tmp_path / "killed" / "iter_2" / "prepared.pt")
     rollouts_before = (tmp_path / "killed" / "iter_1" / "rollouts.pt").stat().st_mtime_ns
-    resumed = itero(tmp_path, "killed")
+    resumed = itero(tmp_path, "killed", "algorithm=dpo")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
 
@@ -69,7 +70,7 @@ def test_changed_config_on_existing_run_is_refused(tmp_path):
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     config = (tmp_path / "r" / "config.yaml").read_text()
-    second = itero(tmp_path, "r", "loop.iterations=0", "eval.num_problems=2", "algorithm.beta=0.3")
+    second = itero(tmp_path, "r", "loop.iterations=0", "eval.num_problems=2", "algorithm.threshold=0.3")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 2 and "different config" in out and "--force" in out
     assert (tmp_path / "r" / "config.yaml").read_text() == config
