@@ -10,13 +10,14 @@ import textwrap
 EPILOG = {
     "quickstart": """
         Builds a tiny Qwen2-architecture model and a character tokenizer, warms it up with SFT on
-        worked arithmetic solutions, then runs iterative DPO with a rule-based reward and prints the
-        accuracy table per iteration and the path of the plot. About 10 minutes on 2 CPU cores.
+        worked arithmetic solutions, then runs RAFT with a rule-based reward and prints the accuracy
+        table per iteration and the path of the plot. About 5.5 minutes on 2 CPU cores.
 
         examples:
           itero quickstart
-          itero quickstart algorithm=raft logging.name=quickstart-raft
-          itero quickstart loop.iterations=5 --new
+          itero quickstart loop.iterations=3 logging.name=short
+          itero quickstart algorithm=dpo algorithm.nll_weight=1 logging.name=quickstart-dpo
+          itero quickstart loop.iterations=8 --force     # extend the finished run by 3 iterations
     """,
     "train": """
         Runs the online loop of CONFIG (YAML), with dotted overrides. Re-running the same command
@@ -24,8 +25,8 @@ EPILOG = {
 
         examples:
           itero train configs/quickstart.yaml
-          itero train configs/quickstart.yaml algorithm.beta=0.2 loop.iterations=5
-          itero train configs/quickstart.yaml algorithm=raft logging.name=raft
+          itero train configs/iterative_dpo.yaml algorithm.beta=0.2 loop.iterations=5
+          itero train configs/quickstart.yaml algorithm.restart_from_base=true logging.name=restem
     """,
     "report": """
         Writes RUN_DIR/report.png (accuracy and reward per iteration, the SFT start as a line) and
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="itero", description="Online RL and preference optimization for language models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for name, help in (("quickstart", "Train a tiny model on arithmetic with SFT + iterative DPO on CPU."),
+    for name, help in (("quickstart", "Train a tiny model on arithmetic with SFT + RAFT on CPU (the default config)."),
                        ("train", "Run the online loop from a YAML config with dotted overrides.")):
         p = _add(sub, name, help)
         if name == "train":

@@ -16,6 +16,9 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
     exec "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
 fi
 echo "no GPU: installing the CPU build of torch==$TORCH_VERSION"
-# A local wheel (pip's find-links) is used when present; otherwise the CPU index.
-"$PY" -m pip install --quiet --no-index "torch==$TORCH_VERSION" 2>/dev/null \
-    || "$PY" -m pip install --quiet "torch==$TORCH_VERSION" --index-url "$TORCH_CPU_INDEX"
+# A CPU wheel that pip can already see locally (find-links) is used first, its dependencies then
+# come from the usual index; otherwise everything comes from the CPU index.
+if "$PY" -m pip install --quiet --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null; then
+    exec "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+fi
+exec "$PY" -m pip install --quiet "torch==$TORCH_VERSION" --index-url "$TORCH_CPU_INDEX"
