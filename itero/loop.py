@@ -59,10 +59,9 @@ def warm_up(rt: Runtime) -> Optional[Path]:
                 advance(1)
         atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
-    start = d / "checkpoint" if cfg.enabled else None
-    evaluate(rt, d, start)
+    evaluate(rt, d, rt.initial_checkpoint)
     write_metrics(rt.run)
-    return start
+    return rt.initial_checkpoint
 
 
 def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
@@ -135,9 +134,8 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     algo, cfg = rt.algo, rt.cfg.algorithm
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     if getattr(cfg, "needs_reference", False) and selected.batch_size:
-        initial = rt.cfg.sft.enabled and rt.run / "sft" / "checkpoint"
         rt.ensure_policy(start)
-        ref_model = rt.policy if cfg.reference == "previous" else rt.frozen_copy(initial or None)
+        ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
         selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, rt.cfg.training.micro_batch_size))
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
     atomic_write_jsonl(d / "selected.jsonl", [
@@ -152,7 +150,7 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     batch = torch.load(d / "prepared.pt", weights_only=False)
     cfg, t = rt.cfg.algorithm, rt.cfg.training
     restart = getattr(cfg, "restart_from_base", False)
-    rt.ensure_policy(rt.run / "sft" / "checkpoint" if restart and rt.cfg.sft.enabled else None if restart else start)
+    rt.ensure_policy(rt.initial_checkpoint if restart else start)
     units = batch.batch_size // rt.algo.rows_per_unit
     steps = rt.learner.num_steps(units, t.epochs)
     metrics: dict = {"steps": steps}

@@ -39,6 +39,11 @@ class Runtime:
     policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
 
+    @property
+    def initial_checkpoint(self) -> Optional[Path]:
+        """The policy RL starts from: the SFT checkpoint, or None (the base model) without warm-up."""
+        return self.run / "sft" / "checkpoint" if self.cfg.sft.enabled else None
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
@@ -49,9 +54,10 @@ class Runtime:
         load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
         self.policy_source = checkpoint
 
-    def frozen_copy(self, checkpoint: Optional[Path]) -> torch.nn.Module:
+    def initial_policy(self) -> torch.nn.Module:
         """The initial policy as a frozen model (reference for ``reference: initial``), loaded once."""
         if self._initial is None:
+            checkpoint = self.initial_checkpoint
             self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype)
             self._initial.requires_grad_(False).eval()
         return self._initial
