@@ -55,7 +55,8 @@ def warm_up(rt: Runtime) -> Optional[Path]:
             for _ in range(cfg.steps):
                 idx = [rng.randrange(len(examples)) for _ in range(cfg.batch_size)]
                 mb = sft.prepare(sft.make_batch([prompts[i] for i in idx], [responses[i] for i in idx], rt.tokenizer.pad_token_id))
-                losses.append(rt.learner.step(mb, list(range(cfg.batch_size)), cfg.batch_size, sft.loss)["loss"])
+                units = list(range(cfg.batch_size))
+                losses.append(rt.learner.step(mb, units, cfg.batch_size, sft.loss, micro_batch_size=cfg.micro_batch_size)["loss"])
                 advance(1)
         atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)

@@ -13,11 +13,13 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from itero.batch import RolloutBatch
-from itero.core.preference import PREFERENCE_LOSSES, PairLogps, PreferenceLossParams, preference_metrics
+from itero.core.preference import (
+    NEEDS_REFERENCE, NEEDS_SEQ_KL, PREFERENCE_LOSSES, PairLogps, PreferenceLossParams, preference_metrics,
+)
 from itero.schema import Section
 
 PAIRINGS = ("max_min", "max_random", "max_max")
@@ -25,15 +27,39 @@ PAIRINGS = ("max_min", "max_random", "max_max")
 
 class Config(Section):
     name: Literal["dpo"] = "dpo"
-    loss: Literal["sigmoid"] = "sigmoid"
+    loss: str = "sigmoid"  # one of core.preference.PREFERENCE_LOSSES
     beta: float = Field(0.1, gt=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # ε of conservative DPO
     nll_weight: float = Field(0.0, ge=0.0)  # α of DPO+NLL (RPO)
     pairing: Literal["max_min", "max_random", "max_max"] = "max_min"
     reference: Literal["previous", "initial"] = "previous"
+    ipo_length_normalize: bool = True  # RLHFlow / TRL; False = oat
+    dpop_lambda: float = Field(50.0, ge=0.0)
+    rdpo_alpha: float = 0.0
+    simpo_gamma_beta_ratio: float = 0.5
+    margin_scale: float = Field(1.0, ge=0.0)  # rev_kl: target preference σ((r_w − r_l)·margin_scale)
 
     min_samples_per_prompt: ClassVar[int] = 2
-    needs_reference: ClassVar[bool] = True
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        if value not in PREFERENCE_LOSSES:
+            raise ValueError(f"unknown loss {value!r}; choose one of {', '.join(PREFERENCE_LOSSES)}")
+        if value in NEEDS_SEQ_KL:
+            raise ValueError(f"loss {value!r} needs full-vocabulary logits of the reference in the learner, not wired yet")
+        return value
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.loss in NEEDS_REFERENCE
+
+    def loss_params(self) -> PreferenceLossParams:
+        return PreferenceLossParams(
+            beta=self.beta, label_smoothing=self.label_smoothing, ipo_length_normalize=self.ipo_length_normalize,
+            dpop_lambda=self.dpop_lambda, rdpo_alpha=self.rdpo_alpha,
+            simpo_gamma_beta_ratio=self.simpo_gamma_beta_ratio, margin_scale=self.margin_scale,
+        )
 
 
 rows_per_unit = 2  # rows 2k, 2k+1 are the chosen and rejected responses of pair k
@@ -99,8 +125,7 @@ def pair_logps(batch: RolloutBatch, logprobs: Tensor) -> PairLogps:
 
 def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:
     pairs = pair_logps(batch, logprobs)
-    params = PreferenceLossParams(beta=cfg.beta, label_smoothing=cfg.label_smoothing)
-    per_pair = PREFERENCE_LOSSES[cfg.loss](pairs, params)
+    per_pair = PREFERENCE_LOSSES[cfg.loss](pairs, cfg.loss_params())
     total = (per_pair * batch.seq_weights[0::2]).sum()
     metrics = preference_metrics(pairs, cfg.beta)
     if cfg.nll_weight > 0:

@@ -145,9 +145,10 @@ class Learner:
         loss_fn: LossFn,
         rows_per_unit: int = 1,
         temperature: float = 1.0,
+        micro_batch_size: Optional[int] = None,
     ) -> dict[str, float]:
         """One optimizer step over ``units`` (a mini-batch of the ``num_units`` in ``batch``)."""
-        metrics = self.accumulate(batch, units, num_units, loss_fn, rows_per_unit, temperature)
+        metrics = self.accumulate(batch, units, num_units, loss_fn, rows_per_unit, temperature, micro_batch_size)
         metrics.update(self.apply())
         return metrics
 
@@ -159,12 +160,14 @@ class Learner:
         loss_fn: LossFn,
         rows_per_unit: int = 1,
         temperature: float = 1.0,
+        micro_batch_size: Optional[int] = None,
     ) -> dict[str, float]:
         """Forward/backward of ``units`` in micro-batches; gradients add up in ``.grad``."""
         scale = num_units / len(units)
+        micro_size = micro_batch_size or self.cfg.micro_batch_size
         sums: dict[str, float] = {"loss": 0.0}
-        for start in range(0, len(units), self.cfg.micro_batch_size):
-            micro = units[start : start + self.cfg.micro_batch_size]
+        for start in range(0, len(units), micro_size):
+            micro = units[start : start + micro_size]
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
             mb = batch.select(rows).trimmed()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):

@@ -66,3 +66,31 @@ def test_loss_matches_hand_computation():
     assert loss.item() == pytest.approx(0.461871 + 1.5, abs=1e-5)
     assert metrics["rewards/chosen"] == pytest.approx(0.25) and metrics["rewards/rejected"] == pytest.approx(-0.5)
     assert metrics["rewards/accuracy"] == 1.0 and metrics["nll"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "robust", "ipo", "rev_kl", "dpop", "rdpo", "simpo"])
+def test_every_wired_loss_trains_through_the_algorithm(name):
+    from itero.core.preference import PREFERENCE_LOSSES
+
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 4, ["ab", "c", "de", "f"], scores=[1.0, -1.0, 1.0, -0.5])
+    batch = dpo.prepare(batch, dpo.Config()).replace(ref_logprobs=torch.full((4, 3), -1.0) * batch.response_mask)
+    logprobs = torch.full((4, 3), -0.8, requires_grad=True)
+    cfg = dpo.Config(loss=name, beta=0.5)
+    loss, metrics = dpo.loss(batch, logprobs * batch.response_mask, cfg)
+    # the algorithm's loss is the pair-mean of the core function on the same summed log-probs
+    direct = PREFERENCE_LOSSES[name](dpo.pair_logps(batch, logprobs * batch.response_mask), cfg.loss_params()).mean()
+    assert loss.item() == pytest.approx(direct.item(), rel=1e-6)
+    loss.backward()
+    assert logprobs.grad.abs().sum() > 0 and "rewards/margin" in metrics
+    assert cfg.needs_reference == (name != "simpo")
+
+
+def test_unknown_or_unwired_loss_fails_at_validation():
+    from itero.config import load_config
+    from itero.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown loss 'dpo2'; choose one of sigmoid, robust, ipo"):
+        load_config(None, ["algorithm=dpo", "algorithm.loss=dpo2"])
+    with pytest.raises(ConfigError, match="tdpo2"):
+        load_config(None, ["algorithm=dpo", "algorithm.loss=tdpo2"])
