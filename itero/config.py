@@ -113,7 +113,7 @@ AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(dis
 
 
 class TrainingConfig(Section):
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(1e-4, gt=0.0)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)  # examples (pairs for DPO, sequences otherwise) per optimizer step
     micro_batch_size: int = Field(32, ge=1)  # examples per forward/backward; gradients accumulate

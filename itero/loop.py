@@ -97,9 +97,10 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
         for s in range(0, len(problems), chunk):
             ps = problems[s : s + chunk]
+            texts = [rt.task.render(p) for p in ps]
             b = rt.generator.generate(
-                [rt.encode(rt.task.render(p)) for p in ps], dataclasses.replace(params, seed=params.seed + s),
-                prompt_texts=[rt.task.render(p) for p in ps], answers=[p.answer for p in ps],
+                [rt.encode(t) for t in texts], dataclasses.replace(params, seed=params.seed + s),
+                prompt_texts=texts, answers=[p.answer for p in ps],
             )
             parts.append(b.replace(group_ids=b.group_ids + s))
             advance(len(ps))

@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from itero.tasks.jsonl import DataFileError, read_jsonl
 from .grader import DEFAULT_TIMEOUT, grade_batch
 
 
@@ -31,22 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_pairs(path: Path, response_field: str, gold_field: str) -> list[tuple[str, str]]:
-    pairs = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object")
-            missing = [field for field in (response_field, gold_field) if field not in row]
-            if missing:
-                raise InputError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
-            pairs.append((str(row[response_field] or ""), str(row[gold_field])))
-    return pairs
+    """(response, gold) per row; a row without a response counts as an answer-less response."""
+    try:
+        rows = read_jsonl(path, required=(gold_field,))
+    except DataFileError as error:
+        raise InputError(str(error)) from None
+    return [(str(row.get(response_field) or ""), str(row[gold_field])) for row in rows]
 
 
 def _grade_file(args) -> int:
