@@ -99,3 +99,9 @@ def test_changed_config_is_refused_without_force(tmp_path):
     assert prepare_run_dir(run, "a: 2\n", new=True) == tmp_path / "r-2"
     assert prepare_run_dir(run, "a: 2\n", force=True) == run
     assert (run / "config.prev.yaml").read_text() == "a: 1\n"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    cfg = load_config(path)
+    assert cfg.generation.n_samples_per_prompt >= cfg.algorithm.min_samples_per_prompt
