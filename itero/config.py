@@ -138,7 +138,7 @@ class TrainingConfig(Section):
 class SFTConfig(Section):
     enabled: bool = True
     num_examples: int = Field(4000, ge=1)  # worked solutions available to the warm-up
-    steps: int = Field(350, ge=0)
+    steps: int = Field(400, ge=0)
     batch_size: int = Field(64, ge=1)
     micro_batch_size: int = Field(32, ge=1)  # its own, so RL batch settings never change the warm-up
     lr: float = Field(1e-3, gt=0.0)
