@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 
 from itero.algorithms import sft
+from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.evaluation.task_eval import evaluate_task
@@ -60,6 +61,7 @@ def warm_up(rt: Runtime) -> Optional[Path]:
                 advance(1)
         atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
+        rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     evaluate(rt, d, rt.initial_checkpoint)
     write_metrics(rt.run)
     return rt.initial_checkpoint
@@ -104,7 +106,7 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             )
             parts.append(b.replace(group_ids=b.group_ids + s))
             advance(len(ps))
-    batch = parts[0].concat(parts, rt.tokenizer.pad_token_id)
+    batch = RolloutBatch.concat(parts, rt.tokenizer.pad_token_id)
     seconds = time.perf_counter() - t0
     tokens = int(batch.response_lengths.sum())
     atomic_write_json(d / "generate.json", {
@@ -158,7 +160,7 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     metrics: dict = {"steps": steps}
     if units:
         reset = t.reset_optimizer_each_iteration or restart
-        rt.learner.start_phase(steps, reset=reset or rt.learner.optimizer is None)
+        rt.learner.start_phase(steps, reset=reset)
         if not reset and start is not None and (start / "trainer_state.pt").exists():
             rt.learner.load_state(start, steps)
         with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:

@@ -42,7 +42,7 @@ class OptimConfig:
 
 def forward_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
     """log π(response_ids | prompt) per response token, (B, R), 0 where response_mask is False."""
-    P, R = batch.prompt_ids.shape[1], batch.response_ids.shape[1]
+    R = batch.response_ids.shape[1]
     input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
     attention_mask = torch.cat([batch.prompt_mask.long(), torch.ones_like(batch.response_ids)], dim=1)
     # logits only at positions P-1 .. P+R-1: the lm_head never runs over the prompt
@@ -100,6 +100,10 @@ class Learner:
             return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def end_phase(self) -> None:
+        """Drop the optimizer and schedule, so the next phase cannot inherit a finished schedule."""
+        self.optimizer = self.scheduler = None
 
     def num_steps(self, num_units: int, epochs: int = 1) -> int:
         return epochs * math.ceil(num_units / self.cfg.batch_size)
