@@ -3,8 +3,8 @@
 As RLHFlow Online-DPO-R1: chosen = argmax reward, rejected = argmin (first index on ties), prompts
 whose rewards all tie give no pair; the reference is the policy at the start of the iteration
 (``reference: previous``) or the initial model (``reference: initial``, samplers paper).
-Departures: ``max_random`` draws the rejected response among the strictly worse ones (RLHFlow takes
-index 0/1); the optional NLL on the chosen responses is a token-mean over the pairs of one optimizer
+Pair strategies live in ``itero.samplers.pairing``. Departures: ``max_random`` draws the rejected
+response among the strictly worse ones (RLHFlow takes index 0/1); the optional NLL on the chosen responses is a token-mean over the pairs of one optimizer
 step (RLHFlow: over one micro-batch).
 """
 
@@ -20,9 +20,8 @@ from itero.batch import RolloutBatch
 from itero.core.preference import (
     NEEDS_REFERENCE, NEEDS_SEQ_KL, PREFERENCE_LOSSES, PairLogps, PreferenceLossParams, preference_metrics,
 )
+from itero.samplers.pairing import PAIRINGS, PairingParams, select_pairs
 from itero.schema import Section
-
-PAIRINGS = ("max_min", "max_random", "max_max")
 
 
 class Config(Section):
@@ -31,7 +30,11 @@ class Config(Section):
     beta: float = Field(0.1, gt=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # ε of conservative DPO
     nll_weight: float = Field(0.0, ge=0.0)  # α of DPO+NLL (RPO)
-    pairing: Literal["max_min", "max_random", "max_max"] = "max_min"
+    pairing: str = "max_min"  # one of samplers.pairing.PAIRINGS
+    length_penalty: float = Field(0.001, ge=0.0)  # max_min_p: score − λ_len·len(characters)
+    mixed_first_half_prob: float = Field(0.3, ge=0.0, le=1.0)  # mixed_max_min
+    accept_threshold: float = 0.5  # all_pairs: accept = score ≥ threshold
+    max_pairs_per_prompt: int = Field(8, ge=1)  # all_pairs cap
     reference: Literal["previous", "initial"] = "previous"
     ipo_length_normalize: bool = True  # RLHFlow / TRL; False = oat
     dpop_lambda: float = Field(50.0, ge=0.0)
@@ -50,6 +53,19 @@ class Config(Section):
             raise ValueError(f"loss {value!r} needs full-vocabulary logits of the reference in the learner, not wired yet")
         return value
 
+    @field_validator("pairing")
+    @classmethod
+    def _known_pairing(cls, value: str) -> str:
+        if value not in PAIRINGS:
+            raise ValueError(f"unknown pairing {value!r}; choose one of {', '.join(PAIRINGS)}")
+        return value
+
+    def pairing_params(self) -> PairingParams:
+        return PairingParams(
+            length_penalty=self.length_penalty, mixed_first_half_prob=self.mixed_first_half_prob,
+            accept_threshold=self.accept_threshold, max_pairs_per_prompt=self.max_pairs_per_prompt,
+        )
+
     @property
     def needs_reference(self) -> bool:
         return self.loss in NEEDS_REFERENCE
@@ -65,36 +81,19 @@ class Config(Section):
 rows_per_unit = 2  # rows 2k, 2k+1 are the chosen and rejected responses of pair k
 
 
-def pick_pair(scores: list[float], pairing: str, rng: torch.Generator) -> tuple[int, int] | None:
-    """(chosen, rejected) positions within one group's scores, or None when every score ties."""
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    worse = [i for i in range(len(scores)) if scores[i] < scores[best]]
-    if not worse:
-        return None
-    if pairing == "max_min":
-        return best, min(worse, key=lambda i: (scores[i], i))
-    if pairing == "max_max":
-        return best, max(worse, key=lambda i: (scores[i], -i))
-    if pairing == "max_random":
-        return best, worse[int(torch.randint(len(worse), (1,), generator=rng))]
-    raise ValueError(f"unknown pairing {pairing!r}; choose one of {', '.join(PAIRINGS)}")
+def _char_lengths(batch: RolloutBatch) -> list[int]:
+    if len(batch.response_texts) == batch.batch_size:
+        return [len(t) for t in batch.response_texts]
+    return batch.response_lengths.tolist()  # token counts when the batch carries no text
 
 
 def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None) -> tuple[RolloutBatch, dict]:
-    """Interleaved chosen/rejected rows, one pair per prompt with distinct rewards."""
-    rng = rng or torch.Generator().manual_seed(0)
-    groups: dict[int, list[int]] = {}
-    for i, g in enumerate(batch.group_ids.tolist()):
-        groups.setdefault(g, []).append(i)
-    rows: list[int] = []
-    for g in sorted(groups):
-        members = groups[g]
-        pair = pick_pair([float(batch.scores[i]) for i in members], cfg.pairing, rng)
-        if pair is not None:
-            rows += [members[pair[0]], members[pair[1]]]
-    num_pairs = len(rows) // 2
-    stats = {"pairs": num_pairs, "frac_prompts_no_pair": 1.0 - num_pairs / max(len(groups), 1)}
-    return batch.select(rows), stats
+    """Interleaved chosen/rejected rows: the pairs of ``cfg.pairing`` for every prompt, ties dropped."""
+    pairs, stats = select_pairs(
+        [float(s) for s in batch.scores], batch.group_ids.tolist(), _char_lengths(batch),
+        cfg.pairing, cfg.pairing_params(), rng or torch.Generator().manual_seed(0),
+    )
+    return batch.select([row for pair in pairs for row in pair]), stats
 
 
 def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:

@@ -11,25 +11,6 @@ def rng():
     return torch.Generator().manual_seed(0)
 
 
-@pytest.mark.parametrize(
-    "scores, pairing, expected",
-    [
-        ([1, -0.5, -1, 1], "max_min", (0, 2)),  # first best, the worst
-        ([-1, 1, -1, 1], "max_min", (1, 0)),  # ties: first index
-        ([1, -0.5, -1, -0.5], "max_max", (0, 1)),  # best vs second-best value, first index
-        ([1, 1, 1], "max_min", None),  # all tie: no pair
-        ([-1, -1], "max_max", None),
-    ],
-)
-def test_pick_pair(scores, pairing, expected):
-    assert dpo.pick_pair(scores, pairing, rng()) == expected
-
-
-def test_max_random_picks_only_strictly_worse():
-    picks = {dpo.pick_pair([0, 1, 0, -1, 1], "max_random", torch.Generator().manual_seed(s))[1] for s in range(40)}
-    assert picks == {0, 2, 3}
-
-
 def make_groups():
     _, tok = tiny()
     responses = ["a", "bb", "ccc", "d", "ee", "f"]
@@ -40,6 +21,17 @@ def test_select_interleaves_pairs_and_counts_ties():
     batch, stats = dpo.select(make_groups(), dpo.Config())
     assert batch.response_texts == ["a", "bb"]  # group 3 ties everywhere and is dropped
     assert stats == {"pairs": 1, "frac_prompts_no_pair": 0.5}
+
+
+def test_select_all_pairs_gives_several_pairs_per_prompt():
+    batch, stats = dpo.select(make_groups(), dpo.Config(pairing="all_pairs", accept_threshold=0.0))
+    assert batch.response_texts == ["a", "bb", "ccc", "bb"]  # group 7: accept a, ccc × reject bb
+    assert stats["pairs"] == 2
+
+
+def test_unknown_pairing_fails_at_validation():
+    with pytest.raises(ValueError, match="unknown pairing 'best'"):
+        dpo.Config(pairing="best")
 
 
 def test_prepare_weights_pairs_and_chosen_tokens():
