@@ -53,6 +53,7 @@ class RolloutBatch:
     # loss aggregation (see module docstring)
     token_weights: Optional[Tensor] = None  # (B, R) float, weight of each token's loss term
     seq_weights: Optional[Tensor] = None  # (B,) float, weight of each row's (or pair's) loss term
+    score_mask: Optional[Tensor] = None  # (B, R) bool, tokens summed into a sequence log-prob (DPO); None = response_mask
 
     @property
     def batch_size(self) -> int:

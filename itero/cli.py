@@ -1,4 +1,4 @@
-"""`itero` command line: quickstart, train, report, grade, bandit."""
+"""`itero` command line: quickstart, train, report, eval, kl, grade, bandit."""
 
 from __future__ import annotations
 
@@ -34,6 +34,32 @@ EPILOG = {
 
         example:
           itero report runs/quickstart
+    """,
+    "eval": """
+        Greedy (and with --n, sampled) responses on math benchmarks, graded; writes OUT/eval/<benchmark>.jsonl,
+        results.md and results.json (benchmark columns + Average). Rerunning skips finished benchmarks.
+
+        examples:
+          itero eval Qwen/Qwen2.5-Math-7B --benchmarks math500,minerva_math,olympiadbench,aime24,amc23 --out runs/base
+          itero eval runs/r1/iter_9/checkpoint --n 4 --temperature 0.6 --template qwen25-math-cot --out runs/r1
+          itero eval runs/quickstart/base --template plain --max-new-tokens 64 --limit 5 --out runs/tiny
+          itero eval MODEL --benchmarks mine=data/mine.jsonl:question:answer --data-dir ../shared/data
+    """,
+    "kl": """
+        Monte-Carlo KL(policy || base) per response over samples from the policy at temperature 1, with its
+        standard error.
+
+        examples:
+          itero kl runs/r1/iter_9/checkpoint Qwen/Qwen2.5-Math-7B --prompts ../shared/data/math500/test.jsonl --n 4
+          itero kl runs/quickstart/iter_5/checkpoint runs/quickstart/base --prompts prompts.jsonl --template plain --out kl.json
+    """,
+    "compare": """
+        Puts several runs side by side: one curve per run of METRIC against the iteration, and a
+        table of the start (SFT), best and last value of each run.
+
+        examples:
+          itero compare runs/quickstart runs/quickstart-dpo
+          itero compare runs/online runs/gshf runs/mixp --metric eval/pass@4 --out runs/samplers
     """,
     "grade": """
         examples:
@@ -71,10 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "report", "Plot a run's accuracy and reward per iteration and summarise it.")
     p.add_argument("run_dir")
+    p = _add(sub, "compare", "Compare runs: one curve per run and a start / best / last table.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--metric", default="eval/greedy_accuracy", help="a key of metrics.jsonl (default: eval/greedy_accuracy)")
+    p.add_argument("--out", default="compare", help="output stem: writes OUT.png and OUT.md (default: ./compare)")
 
     from itero.bandit import cli as bandit_cli
+    from itero.evaluation import cli as eval_cli
+    from itero.evaluation import kl as kl_cli
     from itero.grading import cli as grading_cli
 
+    eval_cli.add_arguments(_add(sub, "eval", "Evaluate a model on MATH500, GSM8K, AIME24, AMC23, Minerva Math, OlympiadBench."))
+    kl_cli.add_arguments(_add(sub, "kl", "Estimate KL(policy || base) per response, with its standard error."))
     grading_cli.add_arguments(_add(sub, "grade", "Grade math responses against gold answers, or run the grader's self-check."))
     bandit_cli.add_arguments(_add(sub, "bandit", "The samplers paper's tabular bandit study: PNG + CSV in seconds."))
     return parser
@@ -117,6 +151,20 @@ def main(argv: list[str] | None = None) -> int:
             png, md, table = write_report(args.run_dir)
             print(f"{table}\n\nplot: {png}\nreport: {md}")
             return 0
+        if args.command == "compare":
+            from itero.tracking.compare import compare
+
+            png, table = compare(args.run_dirs, args.metric, args.out)
+            print(f"{table}\n\nplot: {png}")
+            return 0
+        if args.command in ("eval", "kl"):
+            from transformers.utils import logging as hf_logging
+
+            from itero.evaluation import cli as eval_cli
+            from itero.evaluation import kl as kl_cli
+
+            hf_logging.disable_progress_bar()
+            return (eval_cli if args.command == "eval" else kl_cli).run(args)
         if args.command == "grade":
             from itero.grading import cli as grading_cli
 

@@ -85,6 +85,17 @@ class GenerationConfig(Section):
     top_k: int = Field(0, ge=0)
     max_new_tokens: int = Field(48, gt=0)
     batch_size: int = Field(512, gt=0)  # rows per forward pass
+    # Which model generates each prompt's samples (itero/samplers/sources.py): online | ref | gshf | mixp.
+    sampler: Literal["online", "ref", "gshf", "mixp"] = "online"
+    sampler_from_iteration: int = Field(1, ge=1)  # earlier iterations sample online (the samplers paper: 2)
+    mixp_on_policy_samples: int = Field(0, ge=0)  # mixp: the first m samples of a prompt plain on-policy
+
+    @model_validator(mode="after")
+    def _sampler_fits_n(self):
+        from itero.samplers.sources import plan  # validates the split of n among the sources
+
+        plan(self.sampler, self.n_samples_per_prompt, self.mixp_on_policy_samples)
+        return self
 
 
 class RewardConfig(Section):
@@ -158,6 +169,27 @@ class EvalConfig(Section):
     k: int = Field(4, ge=1)  # samples per problem for pass@k and mean accuracy
     temperature: float = Field(1.0, ge=0.0)
     max_new_tokens: Optional[int] = Field(None, gt=0)  # None = generation.max_new_tokens
+    # Math benchmarks (itero.evaluation), with k samples at the temperature above besides the greedy one; [] = off.
+    # names (math500, gsm8k, aime24, amc23, minerva_math, olympiadbench) or NAME=FILE.jsonl[:PROBLEM:ANSWER]
+    benchmarks: list[str] = []
+    benchmarks_every: int = Field(1, ge=1)  # after every N iterations (and after the last)
+    template: str = "plain"  # a named template (qwen25-math-cot, online-dpo-r1, ...), a file, or a string with {problem}
+    data_dir: Optional[str] = None  # folder of the benchmark files; None = ../shared/data beside the repo
+    benchmark_limit: Optional[int] = Field(None, ge=1)  # first N problems of each benchmark
+
+    @model_validator(mode="after")
+    def _benchmarks_resolve(self):
+        # Names and template are checked here so that a typo stops the run before training, not at its first evaluation.
+        from itero.evaluation.benchmarks import parse_spec
+        from itero.evaluation.templates import load_template
+
+        for spec in self.benchmarks:
+            parse_spec(spec)
+        if self.benchmarks:
+            load_template(self.template)
+            if self.temperature <= 0:
+                raise ValueError("eval.benchmarks samples eval.k responses per problem: give eval.temperature > 0")
+        return self
 
 
 class LoggingConfig(Section):

@@ -21,6 +21,7 @@ from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.evaluation.task_eval import evaluate_task
+from itero.samplers import sources
 from itero.runtime import Runtime, build_runtime, preflight
 from itero.tracking import progress
 from itero.tracking.metrics import write_metrics
@@ -63,6 +64,8 @@ def warm_up(rt: Runtime) -> Optional[Path]:
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     evaluate(rt, d, rt.initial_checkpoint)
+    if rt.cfg.eval.benchmarks:
+        evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
     write_metrics(rt.run)
     return rt.initial_checkpoint
 
@@ -79,6 +82,9 @@ def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
         train(rt, d, k, start)
     if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
         evaluate(rt, d, d / "checkpoint")
+    e = rt.cfg.eval
+    if e.benchmarks and (k % e.benchmarks_every == 0 or k == rt.cfg.loop.iterations):
+        evaluate_on_benchmarks(rt, d, d / "checkpoint")
     return d / "checkpoint"
 
 
@@ -95,14 +101,16 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     rt.ensure_policy(start)
     problems = prompts_for(rt, k)
     params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k)
+    g = rt.cfg.generation
+    plan = sources.plan(g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples)
     t0, parts, chunk = time.perf_counter(), [], 64
     with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
         for s in range(0, len(problems), chunk):
             ps = problems[s : s + chunk]
             texts = [rt.task.render(p) for p in ps]
-            b = rt.generator.generate(
-                [rt.encode(t) for t in texts], dataclasses.replace(params, seed=params.seed + s),
-                prompt_texts=texts, answers=[p.answer for p in ps],
+            b = sources.generate(
+                rt.generator, rt.initial_policy, [rt.encode(t) for t in texts],
+                dataclasses.replace(params, seed=params.seed + s), plan, prompt_texts=texts, answers=[p.answer for p in ps],
             )
             parts.append(b.replace(group_ids=b.group_ids + s))
             advance(len(ps))
@@ -141,7 +149,13 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         rt.ensure_policy(start)
         ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
         selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, rt.cfg.training.micro_batch_size))
+    if getattr(cfg, "needs_old_logprobs", False) and selected.batch_size:
+        rt.ensure_policy(start)  # π_old of the clipped ratio: the policy that sampled, through the learner's forward
+        selected = selected.replace(old_logprobs=compute_logprobs(rt.policy, selected, rt.cfg.training.micro_batch_size))
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
+    if prepared.advantages is not None and int(prepared.response_mask.sum()) > 1:
+        adv = prepared.advantages[prepared.response_mask]  # over valid tokens, as verl logs them
+        stats.update(advantage_mean=float(adv.mean()), advantage_std=float(adv.std()))
     atomic_write_jsonl(d / "selected.jsonl", [
         {"group": int(g), "response": r, "reward": float(s)}
         for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
@@ -193,3 +207,17 @@ def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
         )
     atomic_write_json(d / "eval.json", metrics)
     progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")
+
+
+def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
+    """The configured math benchmarks; responses in ``d/eval/``, each benchmark resumable on its own."""
+    if (d / "bench.json").exists():
+        return
+    from itero.evaluation.runner import evaluate_benchmarks
+
+    rt.ensure_policy(checkpoint)
+    metrics = evaluate_benchmarks(
+        rt.generator, rt.tokenizer, rt.cfg.eval.benchmarks, rt.cfg.eval, d,
+        max_new_tokens=rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17, show_progress=rt.cfg.logging.progress,
+    )
+    atomic_write_json(d / "bench.json", {key.removeprefix("bench/"): v for key, v in metrics.items()})

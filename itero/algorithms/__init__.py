@@ -7,12 +7,18 @@
 - ``loss(micro_batch, logprobs, cfg) -> (loss, metrics)``: the objective of one micro-batch;
 - ``rows_per_unit``: rows that must stay in one micro-batch (2 for a chosen/rejected pair).
 
+Policy-gradient configs also set ``needs_old_logprobs``: the loop then stores the sampling policy's
+log-probs (learner forward, temperature 1) in ``old_logprobs`` before ``prepare``.
+
 A new algorithm is one new file plus one entry below.
 """
 
-from itero.algorithms import dpo, raft
+from itero.algorithms import dpo, grpo, raft, reinforce_pp, rloo
 
 ALGORITHMS = {
     "dpo": dpo,
+    "grpo": grpo,
     "raft": raft,
+    "reinforce_pp": reinforce_pp,
+    "rloo": rloo,
 }

@@ -36,6 +36,10 @@ class Config(Section):
     accept_threshold: float = 0.5  # all_pairs: accept = score ≥ threshold
     max_pairs_per_prompt: int = Field(8, ge=1)  # all_pairs cap
     reference: Literal["previous", "initial"] = "previous"
+    # Tokens a pair's log-probs sum over: "full" responses (every source), or "divergence": both
+    # responses only up to and including their first differing token (the shared prefix cancels in Δ
+    # anyway), so the contrast is the decision where they part and nothing after it.
+    pair_scope: Literal["full", "divergence"] = "full"
     ipo_length_normalize: bool = True  # RLHFlow / TRL; False = oat
     dpop_lambda: float = Field(50.0, ge=0.0)
     rdpo_alpha: float = 0.0
@@ -102,11 +106,24 @@ def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     seq_weights = chosen / max(num_pairs, 1)
     chosen_mask = batch.response_mask.float() * chosen[:, None]
     token_weights = chosen_mask / chosen_mask.sum().clamp(min=1.0)
-    return batch.replace(seq_weights=seq_weights, token_weights=token_weights)
+    score_mask = divergence_mask(batch) if cfg.pair_scope == "divergence" else None
+    return batch.replace(seq_weights=seq_weights, token_weights=token_weights, score_mask=score_mask)
+
+
+def divergence_mask(batch: RolloutBatch) -> Tensor:
+    """(B, R) bool: each pair's tokens up to and including the first position where the two differ.
+
+    A response that is a strict prefix of the other differs at its end (EOS vs the other's next token).
+    """
+    ids, mask = batch.response_ids, batch.response_mask
+    differs = (ids[0::2] != ids[1::2]) | (mask[0::2] != mask[1::2])  # (N, R)
+    first = torch.where(differs.any(-1), differs.float().argmax(-1), mask[0::2].sum(-1) - 1)  # (N,)
+    keep = torch.arange(ids.shape[1])[None, :] <= first[:, None]  # (N, R)
+    return keep.repeat_interleave(2, dim=0) & mask
 
 
 def pair_logps(batch: RolloutBatch, logprobs: Tensor) -> PairLogps:
-    mask = batch.response_mask.float()
+    mask = (batch.score_mask if batch.score_mask is not None else batch.response_mask).float()
     policy = (logprobs * mask).sum(-1)
     ref = (batch.ref_logprobs * mask).sum(-1) if batch.ref_logprobs is not None else None
     lengths = mask.sum(-1)

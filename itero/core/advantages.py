@@ -136,9 +136,21 @@ def broadcast_step_advantages(step_adv: Tensor, token_step_index: Tensor, respon
     return picked * response_mask.to(step_adv.dtype)
 
 
-def zero_variance_group_fraction(scores: Tensor, group_ids: Tensor) -> float:
-    """Fraction of groups whose scores are all equal (no learning signal for group baselines)."""
+def _group_spread(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """max − min of the scores of each group (G,), and the dense group index of each row (B,)."""
     index, G, _ = _groups(group_ids)
     hi = torch.full((G,), -torch.inf, dtype=scores.dtype, device=scores.device).scatter_reduce(0, index, scores, "amax")
     lo = torch.full((G,), torch.inf, dtype=scores.dtype, device=scores.device).scatter_reduce(0, index, scores, "amin")
-    return (hi == lo).float().mean().item()
+    return hi - lo, index
+
+
+def zero_variance_group_fraction(scores: Tensor, group_ids: Tensor) -> float:
+    """Fraction of groups whose scores are all equal (no learning signal for group baselines)."""
+    spread, _ = _group_spread(scores, group_ids)
+    return (spread == 0).float().mean().item()
+
+
+def in_varied_group(scores: Tensor, group_ids: Tensor) -> Tensor:
+    """(B,) bool: True where the row's group has at least two different scores (DAPO's dynamic-sampling filter)."""
+    spread, index = _group_spread(scores, group_ids)
+    return (spread > 0)[index]

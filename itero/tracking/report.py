@@ -35,7 +35,9 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     evals = [r for r in rows if "eval/greedy_accuracy" in r]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    bench_keys = sorted({k for r in rows for k in r if k.startswith("bench/") and k.endswith("/greedy_accuracy")})
+    fig, axes = plt.subplots(1, 3 if bench_keys else 2, figsize=(16 if bench_keys else 11, 4))
+    ax1, ax2 = axes[0], axes[1]
     xs = [r["iteration"] for r in evals]
     ax1.plot(xs, [100 * r["eval/greedy_accuracy"] for r in evals], "o-", label="greedy accuracy")
     for key in sorted({k for r in evals for k in r if k.startswith(("eval/pass@", "eval/mean_accuracy@"))}):
@@ -50,7 +52,14 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     ax2.plot([r["iteration"] for r in scored], [r["score/sample_accuracy"] for r in scored], "^--", color="tab:olive", label="sample accuracy")
     ax2.set(xlabel="iteration", title="training samples")
     ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
+    if bench_keys:
+        ax3 = axes[2]
+        for key in bench_keys:
+            pts = [(r["iteration"], 100 * r[key]) for r in rows if key in r]
+            ax3.plot(*zip(*pts), "o-" if "/average/" in key else ".--", label=key.split("/")[1])
+        ax3.set(xlabel="iteration", ylabel="greedy accuracy (%)", title="benchmarks")
+        ax3.legend(fontsize=8)
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)

@@ -86,3 +86,26 @@ def test_unknown_or_unwired_loss_fails_at_validation():
         load_config(None, ["algorithm=dpo", "algorithm.loss=dpo2"])
     with pytest.raises(ConfigError, match="tdpo2"):
         load_config(None, ["algorithm=dpo", "algorithm.loss=tdpo2"])
+
+
+def test_divergence_mask_keeps_tokens_up_to_the_first_difference():
+    _, tok = tiny()
+    # pair 1 differs at the 3rd character; pair 2: "ab" is a prefix of "abc", they part at position 2 (EOS vs "c")
+    batch = text_batch(tok, ["p"] * 4, ["12+3", "12*3", "ab", "abc"], scores=[1, 0, 1, 0])
+    mask = dpo.divergence_mask(batch)
+    assert mask.sum(-1).tolist() == [3, 3, 3, 3]
+    assert mask[0, :3].all() and not mask[0, 3:].any()
+    out = dpo.prepare(batch, dpo.Config(pair_scope="divergence"))
+    assert torch.equal(out.score_mask, mask)
+    assert out.token_weights[0].sum() > 0 and (out.token_weights[0] > 0).sum() == 5  # NLL keeps the whole chosen (4 + EOS)
+
+
+def test_divergence_scope_contrasts_only_the_parting_tokens():
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 2, ["ab", "ac"], scores=[1, 0])  # 3 tokens each with EOS; part at index 1
+    cfg = dpo.Config(pair_scope="divergence", beta=1.0)
+    batch = dpo.prepare(batch, cfg).replace(ref_logprobs=torch.zeros(2, 3))
+    logprobs = torch.tensor([[-0.1, -0.5, -9.0], [-0.1, -2.0, -9.0]])  # the tokens after the parting point do not count
+    loss, metrics = dpo.loss(batch, logprobs, cfg)
+    assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1.5))))  # Δ = (-0.6) - (-2.1)
+    assert metrics["logps/chosen"] == pytest.approx(-0.6)

@@ -11,6 +11,7 @@ from itero.core.advantages import (
     broadcast_step_advantages,
     gae,
     group_normalized_advantages,
+    in_varied_group,
     leave_one_out_advantages,
     outcome_to_token_rewards,
     reinforce_pp_advantages,
@@ -143,6 +144,7 @@ def test_zero_variance_group_fraction():
     scores = torch.tensor([0.0, 1.0, 1.0, 3.0, 2.0, 4.0, 4.0, 7.0])
     ids = torch.tensor([5, 9, 5, 9, 5, 11, 11, 2])
     assert zero_variance_group_fraction(scores, ids) == pytest.approx(0.5)
+    assert in_varied_group(scores, ids).tolist() == [True, True, True, True, True, False, False, False]
 
 
 # ---- loop vs vectorised on random grouped data with arbitrary (non-contiguous, shuffled) ids ----

@@ -1,0 +1,58 @@
+"""GRPO and its variants DAPO (token-mean, clip-higher) and Dr.GRPO: group-normalized outcome advantages, PPO-clip.
+
+A_i = (R_i − mean_group R) / (std + eps_std) on every token of response i (§12); the loss is
+``policy_gradient.token_loss`` (clipped ratio + β·k3 to the reference) aggregated by ``loss_agg``:
+``token-mean`` (TRL's default "dapo"), ``seq-mean-token-mean`` (original GRPO) or
+``seq-mean-token-sum-norm`` (Dr.GRPO, with ``scale_rewards: none``). μ (TRL num_iterations) is
+``training.epochs``. Defaults are TRL's grpo_config (ε 0.2, β 0, scale "group", ε_std 1e-4).
+Departures: token-mean divides by the tokens of the whole iteration's batch, then the learner
+rescales each optimizer step by the fraction of rows it holds (TRL: the tokens of one step);
+Dr.GRPO's constant is ``max_response_length`` (None = the batch's response width).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, token_loss
+from itero.batch import RolloutBatch
+from itero.core.advantages import group_normalized_advantages, in_varied_group, zero_variance_group_fraction
+from itero.core.masked import aggregation_weights
+
+
+class Config(PolicyGradientConfig):
+    name: Literal["grpo"] = "grpo"
+    loss_agg: LossAgg = "token-mean"
+    max_response_length: Optional[int] = Field(None, gt=0)  # Dr.GRPO's normaliser; set it to max_new_tokens
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # what the centred reward is divided by
+    eps_std: float = Field(1e-4, gt=0.0)
+    drop_zero_variance_groups: bool = False  # DAPO's dynamic-sampling filter (without resampling)
+
+
+rows_per_unit = 1
+
+
+def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None) -> tuple[RolloutBatch, dict]:
+    """Every row, or (``drop_zero_variance_groups``) only groups whose scores differ: the others have A = 0."""
+    stats = {"frac_zero_variance_groups": zero_variance_group_fraction(batch.scores, batch.group_ids)}
+    if cfg.drop_zero_variance_groups:
+        batch = batch.select(in_varied_group(batch.scores, batch.group_ids).nonzero().flatten())
+    stats["rows"] = batch.batch_size
+    return batch, stats
+
+
+def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+    adv = group_normalized_advantages(batch.scores, batch.group_ids, cfg.scale_rewards, cfg.eps_std)
+    mask = batch.response_mask
+    return batch.replace(
+        advantages=adv[:, None] * mask,  # (B, R): one advantage on every token of a response
+        token_weights=aggregation_weights(mask, cfg.loss_agg, cfg.max_response_length),
+    )
+
+
+def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:
+    return token_loss(batch, logprobs, cfg)

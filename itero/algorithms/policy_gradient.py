@@ -1,0 +1,89 @@
+"""What GRPO, REINFORCE++ and RLOO share: clip / KL config fields, the token-level clipped loss, diagnostics.
+
+Not an algorithm itself (it is not in ALGORITHMS): each of those files adds its baseline (``prepare``)
+and picks the loss. The ratio ρ_t = π_θ(y_t)/π_old(y_t) uses ``old_logprobs`` that the loop recomputes
+with the learner at temperature 1 before training (``needs_old_logprobs``); TRL and VinePPO divide
+the logits by the sampling temperature instead, so with temperature ≠ 1 the trained policy here is
+the temperature-1 one, whose samples the rollouts only approximate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Optional
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from itero.batch import RolloutBatch
+from itero.core.advantages import zero_variance_group_fraction
+from itero.core.kl import kl_estimate
+from itero.core.losses import clipped_pg_loss
+from itero.core.masked import masked_mean
+from itero.schema import Section
+
+LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+
+
+class PolicyGradientConfig(Section):
+    """Fields of every clipped policy-gradient algorithm; each algorithm's ``Config`` adds its own."""
+
+    epsilon: float = Field(0.2, gt=0.0, lt=1.0)  # ε_low: ρ is clipped below at 1 − ε
+    epsilon_high: Optional[float] = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
+    beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
+    reference: Literal["initial", "previous"] = "initial"  # the KL's π_ref: initial model (TRL) or previous iterate
+
+    min_samples_per_prompt: ClassVar[int] = 2  # a group of one has no baseline
+    needs_old_logprobs: ClassVar[bool] = True
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.beta > 0
+
+    @property
+    def clip_high(self) -> float:
+        return self.epsilon if self.epsilon_high is None else self.epsilon_high
+
+
+def select_all(
+    batch: RolloutBatch, cfg: PolicyGradientConfig, rng: torch.Generator | None = None
+) -> tuple[RolloutBatch, dict]:
+    """Every row trains; reports the groups whose scores all tie (no signal from a group baseline)."""
+    return batch, {"frac_zero_variance_groups": zero_variance_group_fraction(batch.scores, batch.group_ids)}
+
+
+def token_loss(
+    batch: RolloutBatch, logprobs: Tensor, cfg: PolicyGradientConfig
+) -> tuple[Tensor, dict[str, float]]:
+    """Σ_t token_weights·[max(−A_t ρ_t, −A_t clip(ρ_t, 1−ε_low, 1+ε_high)) + β·k3(π_θ, π_ref)_t] (§12).
+
+    logprobs (B, T) of π_θ; ``batch`` carries old_logprobs, advantages, token_weights (B, T) and,
+    when β > 0, ref_logprobs. The weights hold the aggregation (token-mean, per-sequence mean,
+    Dr.GRPO's constant), computed over the whole batch, so micro-batching never changes the gradient.
+    """
+    per_token, stats = clipped_pg_loss(logprobs, batch.old_logprobs, batch.advantages, cfg.epsilon, cfg.clip_high)
+    mask = batch.response_mask
+    metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask)
+    metrics.update(kl_metrics(batch, logprobs))
+    if cfg.beta > 0:
+        per_token = per_token + cfg.beta * kl_estimate(logprobs, batch.ref_logprobs, "k3")
+    return (batch.token_weights * per_token).sum(), metrics
+
+
+def ratio_metrics(ratio: Tensor, clipped: Tensor, valid: Tensor) -> dict[str, float]:
+    """Clip fraction and ratio mean / max over the valid entries (tokens, or sequences for RLOO)."""
+    valid = valid.bool()
+    return {
+        "clip_fraction": float(masked_mean(clipped.float(), valid)),
+        "ratio_mean": float(masked_mean(ratio, valid)),
+        "ratio_max": float(ratio[valid].max()) if valid.any() else 1.0,
+    }
+
+
+def kl_metrics(batch: RolloutBatch, logprobs: Tensor) -> dict[str, float]:
+    """Token-mean k3 estimates of KL(π_old‖π_θ) (how far the updates moved) and KL(π_θ‖π_ref)."""
+    mask, logprobs = batch.response_mask, logprobs.detach()
+    out = {"approx_kl_old": float(masked_mean(kl_estimate(batch.old_logprobs, logprobs, "k3"), mask))}
+    if batch.ref_logprobs is not None:
+        out["kl_ref"] = float(masked_mean(kl_estimate(logprobs, batch.ref_logprobs, "k3"), mask))
+    return out

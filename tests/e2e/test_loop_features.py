@@ -1,0 +1,50 @@
+"""The loop's optional parts on a tiny run: a sampler that needs the initial model, and benchmark evaluation."""
+
+import json
+
+import pytest
+import torch
+
+from itero.config import load_config
+from itero.generation.base import SamplingParams
+from itero.generation.hf import HFGenerator
+from itero.models.loading import load_model, load_tokenizer
+from itero.loop import run
+from itero.tracking.report import write_report
+
+TINY = [
+    "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.intermediate_size=128",
+    "task.arithmetic.digits=1", "task.arithmetic.num_train=200", "task.arithmetic.num_test=20",
+    "sft.num_examples=100", "sft.steps=30", "sft.batch_size=16", "sft.lr=3e-3",
+    "generation.max_new_tokens=24", "generation.n_samples_per_prompt=4", "loop.prompts_per_iteration=16",
+    "loop.iterations=2", "eval.k=2", "logging.progress=false",
+]
+
+
+@pytest.mark.slow
+def test_gshf_sampler_and_benchmarks_in_the_loop(tmp_path):
+    overrides = TINY + [
+        "algorithm=dpo", "generation.sampler=gshf", "generation.sampler_from_iteration=2",
+        "eval.benchmarks=[gsm8k,math500]", "eval.benchmark_limit=2", "eval.benchmarks_every=2",
+        f"logging.run_dir={tmp_path}", "logging.name=gshf",
+    ]
+    run_dir = run(load_config(None, overrides))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    with_bench = [r["iteration"] for r in rows if "bench/gsm8k/greedy_accuracy" in r]
+    assert with_bench == [0, 2]  # the SFT start and every 2nd iteration
+    assert "bench/average/greedy_accuracy" in rows[-1]
+    records = [json.loads(line) for line in (run_dir / "iter_2" / "eval" / "math500.jsonl").read_text().splitlines()]
+    assert sorted({r["problem_index"] for r in records}) == [0, 1] and len(records) == 2 * (1 + 2)  # greedy + k=2
+    for k in (1, 2):
+        batch = torch.load(run_dir / f"iter_{k}" / "rollouts.pt", weights_only=False)
+        assert batch.group_ids.tolist() == [g for g in range(16) for _ in range(4)]
+    # gshf from iteration 2: each prompt's first two samples are the initial (SFT) model's, with the
+    # stage's seed, so sampling them again from that model reproduces them exactly.
+    initial = load_model(str(run_dir / "sft" / "checkpoint"))
+    tokenizer = load_tokenizer(str(run_dir / "sft" / "checkpoint"))
+    prompts = [tokenizer.encode(t, add_special_tokens=False) for t in batch.prompt_texts[::4]]
+    again = HFGenerator(initial, tokenizer).generate(prompts, SamplingParams(n=2, temperature=0.7, max_new_tokens=24, seed=2))
+    first_halves = [t for g in range(16) for t in batch.response_texts[4 * g : 4 * g + 2]]
+    assert again.response_texts == first_halves
+    png, md, table = write_report(run_dir)
+    assert png.stat().st_size > 0 and "| SFT |" in table
