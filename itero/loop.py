@@ -21,12 +21,13 @@ from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.evaluation.task_eval import evaluate_task
-from itero.samplers import sources
+from itero.models.loading import load_model
 from itero.runtime import Runtime, build_runtime, preflight
+from itero.samplers import sources
 from itero.tracking import progress
 from itero.tracking.metrics import write_metrics
 from itero.tracking.rundir import atomic_dir, atomic_torch_save, atomic_write_json, atomic_write_jsonl, prepare_run_dir
-from itero.training.learner import compute_logprobs
+from itero.training.learner import compute_logprobs, forward_logits
 
 
 def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
@@ -179,11 +180,31 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             rt.learner.load_state(start, steps)
         with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
             metrics.update(rt.learner.fit(
-                batch, lambda mb, lp: rt.algo.loss(mb, lp, cfg), rows_per_unit=rt.algo.rows_per_unit,
+                batch, loss_function(rt, start), rows_per_unit=rt.algo.rows_per_unit,
                 epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, on_step=lambda i, m: advance(1),
             ))
     atomic_write_json(d / "train.json", metrics)
     save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
+
+
+def loss_function(rt: Runtime, start: Optional[Path]):
+    """The algorithm's loss for the learner; with the reference's logits when the loss needs them (TDPO)."""
+    cfg = rt.cfg.algorithm
+    if not getattr(cfg, "needs_reference_logits", False):
+        return lambda mb, lp: rt.algo.loss(mb, lp, cfg)
+    if cfg.reference == "initial":
+        ref_model = rt.initial_policy()
+    else:  # the policy as this iteration started, frozen while the learner moves the live one
+        ref_model = load_model(str(start) if start is not None else rt.base_path, dtype=rt.cfg.model.dtype)
+        ref_model.requires_grad_(False).eval()
+
+    def with_reference_logits(mb: RolloutBatch, lp: torch.Tensor, logits: torch.Tensor):
+        with torch.no_grad():
+            ref_logits = forward_logits(ref_model, mb)
+        return rt.algo.loss(mb, lp, cfg, logits=logits, ref_logits=ref_logits)
+
+    with_reference_logits.needs_logits = True
+    return with_reference_logits
 
 
 def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:

@@ -101,7 +101,7 @@ def test_changed_config_is_refused_without_force(tmp_path):
     assert (run / "config.prev.yaml").read_text() == "a: 1\n"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_every_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.generation.n_samples_per_prompt >= cfg.algorithm.min_samples_per_prompt

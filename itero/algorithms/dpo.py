@@ -19,6 +19,7 @@ from torch import Tensor
 from itero.batch import RolloutBatch
 from itero.core.preference import (
     NEEDS_REFERENCE, NEEDS_SEQ_KL, PREFERENCE_LOSSES, PairLogps, PreferenceLossParams, preference_metrics,
+    sequential_kl,
 )
 from itero.samplers.pairing import PAIRINGS, PairingParams, select_pairs
 from itero.schema import Section
@@ -30,6 +31,7 @@ class Config(Section):
     beta: float = Field(0.1, gt=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # ε of conservative DPO
     nll_weight: float = Field(0.0, ge=0.0)  # α of DPO+NLL (RPO)
+    nll_per_sequence: bool = False  # NLL = mean over chosen of each one's token-mean (default: token-mean over all)
     pairing: str = "max_min"  # one of samplers.pairing.PAIRINGS
     length_penalty: float = Field(0.001, ge=0.0)  # max_min_p: score − λ_len·len(characters)
     mixed_first_half_prob: float = Field(0.3, ge=0.0, le=1.0)  # mixed_max_min
@@ -45,6 +47,7 @@ class Config(Section):
     rdpo_alpha: float = 0.0
     simpo_gamma_beta_ratio: float = 0.5
     margin_scale: float = Field(1.0, ge=0.0)  # rev_kl: target preference σ((r_w − r_l)·margin_scale)
+    tdpo_alpha: float = Field(0.5, ge=0.0)  # TDPO2's α (official default)
 
     min_samples_per_prompt: ClassVar[int] = 2
 
@@ -53,8 +56,6 @@ class Config(Section):
     def _known_loss(cls, value: str) -> str:
         if value not in PREFERENCE_LOSSES:
             raise ValueError(f"unknown loss {value!r}; choose one of {', '.join(PREFERENCE_LOSSES)}")
-        if value in NEEDS_SEQ_KL:
-            raise ValueError(f"loss {value!r} needs full-vocabulary logits of the reference in the learner, not wired yet")
         return value
 
     @field_validator("pairing")
@@ -74,11 +75,17 @@ class Config(Section):
     def needs_reference(self) -> bool:
         return self.loss in NEEDS_REFERENCE
 
+    @property
+    def needs_reference_logits(self) -> bool:
+        """TDPO: the reference's full next-token distributions during training, not just log-probs."""
+        return self.loss in NEEDS_SEQ_KL
+
     def loss_params(self) -> PreferenceLossParams:
         return PreferenceLossParams(
             beta=self.beta, label_smoothing=self.label_smoothing, ipo_length_normalize=self.ipo_length_normalize,
             dpop_lambda=self.dpop_lambda, rdpo_alpha=self.rdpo_alpha,
             simpo_gamma_beta_ratio=self.simpo_gamma_beta_ratio, margin_scale=self.margin_scale,
+            tdpo_alpha=self.tdpo_alpha,
         )
 
 
@@ -105,7 +112,10 @@ def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     chosen = (torch.arange(batch.batch_size) % 2 == 0).float()
     seq_weights = chosen / max(num_pairs, 1)
     chosen_mask = batch.response_mask.float() * chosen[:, None]
-    token_weights = chosen_mask / chosen_mask.sum().clamp(min=1.0)
+    if cfg.nll_per_sequence:
+        token_weights = chosen_mask / chosen_mask.sum(-1, keepdim=True).clamp(min=1.0) / max(num_pairs, 1)
+    else:
+        token_weights = chosen_mask / chosen_mask.sum().clamp(min=1.0)
     score_mask = divergence_mask(batch) if cfg.pair_scope == "divergence" else None
     return batch.replace(seq_weights=seq_weights, token_weights=token_weights, score_mask=score_mask)
 
@@ -139,8 +149,17 @@ def pair_logps(batch: RolloutBatch, logprobs: Tensor) -> PairLogps:
     )
 
 
-def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:
+def loss(
+    batch: RolloutBatch, logprobs: Tensor, cfg: Config, logits: Tensor | None = None, ref_logits: Tensor | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """``logits`` / ``ref_logits`` (B, R, V) of the policy and the reference, for TDPO only."""
     pairs = pair_logps(batch, logprobs)
+    if cfg.needs_reference_logits:
+        if logits is None or ref_logits is None:
+            raise ValueError(f"loss {cfg.loss!r} needs the policy's and the reference's logits (TDPO)")
+        mask = batch.score_mask if batch.score_mask is not None else batch.response_mask
+        seq_kl = sequential_kl(logits, ref_logits, mask)  # (B,)
+        pairs.chosen_seq_kl, pairs.rejected_seq_kl = seq_kl[0::2], seq_kl[1::2]
     per_pair = PREFERENCE_LOSSES[cfg.loss](pairs, cfg.loss_params())
     total = (per_pair * batch.seq_weights[0::2]).sum()
     metrics = preference_metrics(pairs, cfg.beta)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from itero.tracking.metrics import read_metrics
+from itero.tracking.report import save_figure
 from itero.tracking.rundir import RunDirError, atomic_write_text
 
 DEFAULT_METRIC = "eval/greedy_accuracy"
@@ -59,13 +60,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], metric: str, path: P
     ax.grid(alpha=0.3)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def compare(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None) -> tuple[Path, str]:

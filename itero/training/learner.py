@@ -22,7 +22,9 @@ from torch import Tensor
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import token_logprobs
 
-LossFn = Callable[[RolloutBatch, Tensor], tuple[Tensor, dict[str, float]]]
+# loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
+# as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
+LossFn = Callable[..., tuple[Tensor, dict[str, float]]]
 
 
 @dataclass
@@ -40,20 +42,24 @@ class OptimConfig:
     precision: str = "fp32"
 
 
-def forward_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
-    """log π(response_ids | prompt) per response token, (B, R), 0 where response_mask is False."""
+def forward_logits(model, batch: RolloutBatch) -> Tensor:
+    """Next-token logits at every response position, (B, R, V): row t predicts response token t."""
     R = batch.response_ids.shape[1]
     input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
     attention_mask = torch.cat([batch.prompt_mask.long(), torch.ones_like(batch.response_ids)], dim=1)
     # logits only at positions P-1 .. P+R-1: the lm_head never runs over the prompt
-    logits = model(
+    return model(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids(batch.prompt_mask, R),
         logits_to_keep=R + 1,
         use_cache=False,
     ).logits[:, :-1]
-    return token_logprobs(logits, batch.response_ids, temperature) * batch.response_mask
+
+
+def forward_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
+    """log π(response_ids | prompt) per response token, (B, R), 0 where response_mask is False."""
+    return token_logprobs(forward_logits(model, batch), batch.response_ids, temperature) * batch.response_mask
 
 
 @torch.no_grad()
@@ -175,8 +181,12 @@ class Learner:
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
             mb = batch.select(rows).trimmed()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-                logprobs = forward_logprobs(self.model, mb, temperature)
-            loss, metrics = loss_fn(mb, logprobs.float())
+                logits = forward_logits(self.model, mb)
+                logprobs = token_logprobs(logits, mb.response_ids, temperature) * mb.response_mask
+            if getattr(loss_fn, "needs_logits", False):  # e.g. TDPO's full-vocabulary KL
+                loss, metrics = loss_fn(mb, logprobs.float(), logits)
+            else:
+                loss, metrics = loss_fn(mb, logprobs.float())
             (loss * scale).backward()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)

@@ -44,6 +44,16 @@ def test_prepare_weights_pairs_and_chosen_tokens():
     assert math.isclose(float(out.token_weights.sum()), 1.0, rel_tol=1e-6)
 
 
+def test_per_sequence_nll_weights_each_chosen_response_equally():
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 4, ["ab", "c", "d", "efg"], scores=[1, 0, 1, 0])
+    out = dpo.prepare(batch, dpo.Config(nll_per_sequence=True))
+    # chosen rows 0 ("ab" + EOS: 3 tokens) and 2 ("d" + EOS: 2 tokens), each half of the total
+    assert out.token_weights[0].tolist()[:3] == pytest.approx([1 / 6] * 3)
+    assert out.token_weights[2].tolist()[:2] == pytest.approx([1 / 4] * 2)
+    assert out.token_weights[1].sum() == 0 and math.isclose(float(out.token_weights.sum()), 1.0, rel_tol=1e-6)
+
+
 def test_loss_matches_hand_computation():
     _, tok = tiny()
     batch = text_batch(tok, ["p"] * 2, ["a", "b"], scores=[1, 0])  # one pair, 2 tokens each (char + EOS)
@@ -78,14 +88,58 @@ def test_every_wired_loss_trains_through_the_algorithm(name):
     assert cfg.needs_reference == (name != "simpo")
 
 
-def test_unknown_or_unwired_loss_fails_at_validation():
+def test_unknown_loss_fails_at_validation_and_tdpo_is_wired():
     from itero.config import load_config
     from itero.schema import ConfigError
 
     with pytest.raises(ConfigError, match="unknown loss 'dpo2'; choose one of sigmoid, robust, ipo"):
         load_config(None, ["algorithm=dpo", "algorithm.loss=dpo2"])
-    with pytest.raises(ConfigError, match="tdpo2"):
-        load_config(None, ["algorithm=dpo", "algorithm.loss=tdpo2"])
+    assert load_config(None, ["algorithm=dpo", "algorithm.loss=tdpo2"]).algorithm.needs_reference_logits
+
+
+@pytest.mark.parametrize("name", ["tdpo1", "tdpo2"])
+def test_tdpo_through_the_learner_equals_a_direct_computation(name):
+    """The learner hands its logits to a needs_logits loss; the result is TDPO on hand-built pieces."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from itero.core.preference import PREFERENCE_LOSSES, PairLogps
+    from itero.training.learner import Learner, OptimConfig, forward_logits
+
+    policy, tok = tiny(seed=0)
+    ref, _ = tiny(seed=1)
+    batch = text_batch(tok, ["1+2=", "1+2="], ["3", "12"], scores=[1.0, -0.5])
+    cfg = dpo.Config(loss=name, beta=0.5)
+    batch = dpo.prepare(batch, cfg)
+    with torch.no_grad():
+        ref_logits = forward_logits(ref, batch)
+    mask = batch.response_mask
+    ref_lp = (F.log_softmax(ref_logits, -1).gather(-1, batch.response_ids[..., None])[..., 0] * mask)
+    batch = batch.replace(ref_logprobs=ref_lp)
+
+    # direct: summed log-probs, S(y) = Σ_t KL(π_ref ‖ π_θ) over the response, the core loss
+    with torch.no_grad():
+        logits = forward_logits(policy, batch)
+        logp = F.log_softmax(logits, -1)
+        kl = (F.softmax(ref_logits, -1) * (F.log_softmax(ref_logits, -1) - logp)).sum(-1)
+        seq = (logp.gather(-1, batch.response_ids[..., None])[..., 0] * mask).sum(-1)
+        s = (kl * mask).sum(-1)
+        pairs = PairLogps(seq[0:1], seq[1:2], ref_lp.sum(-1)[0:1], ref_lp.sum(-1)[1:2], mask.sum(-1)[0:1].float(),
+                          mask.sum(-1)[1:2].float(), chosen_seq_kl=s[0:1], rejected_seq_kl=s[1:2])
+        expected = PREFERENCE_LOSSES[name](pairs, cfg.loss_params()).sum()
+    assert abs(float(s[0] - s[1])) > 1e-3  # the KL term matters in this example
+
+    def loss_fn(mb, lp, logits):
+        return dpo.loss(mb, lp, cfg, logits=logits, ref_logits=forward_logits(ref, mb).detach())
+
+    loss_fn.needs_logits = True
+    learner = Learner(copy.deepcopy(policy), OptimConfig(lr=0.0, batch_size=1, micro_batch_size=1))
+    learner.start_phase(1)
+    metrics = learner.accumulate(batch, [0], 1, loss_fn, rows_per_unit=2)
+    assert metrics["loss"] == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="needs the policy's and the reference's logits"):
+        dpo.loss(batch, torch.zeros(2, mask.shape[1]), cfg)
 
 
 def test_divergence_mask_keeps_tokens_up_to_the_first_difference():

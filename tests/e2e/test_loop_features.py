@@ -22,9 +22,9 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_gshf_sampler_and_benchmarks_in_the_loop(tmp_path):
+def test_gshf_sampler_tdpo_and_benchmarks_in_the_loop(tmp_path):
     overrides = TINY + [
-        "algorithm=dpo", "generation.sampler=gshf", "generation.sampler_from_iteration=2",
+        "algorithm=dpo", "algorithm.loss=tdpo2", "generation.sampler=gshf", "generation.sampler_from_iteration=2",
         "eval.benchmarks=[gsm8k,math500]", "eval.benchmark_limit=2", "eval.benchmarks_every=2",
         f"logging.run_dir={tmp_path}", "logging.name=gshf",
     ]
