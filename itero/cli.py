@@ -1,4 +1,4 @@
-"""`itero` command line: quickstart, train, report, eval, kl, grade, bandit."""
+"""`itero` command line: quickstart, train, report, eval, kl, grade, bandit, train-rm."""
 
 from __future__ import annotations
 
@@ -66,6 +66,17 @@ EPILOG = {
           itero grade --check                                  # accept own golds, reject others' (../shared/data)
           itero grade --responses out.jsonl --gold-field gold_answer --response-field response --out verdicts.jsonl
     """,
+    "train-rm": """
+        Trains a Bradley-Terry reward model (loss -log sigmoid(r_chosen - r_rejected), AdamW) on
+        preference pairs, one JSON object per line with a prompt, a chosen and a rejected response.
+        Prints train / validation pairwise accuracy per epoch; writes OUT/ (model + tokenizer via
+        save_pretrained, metrics.json) only when training has finished.
+
+        examples:
+          itero train-rm prefs.jsonl --base tiny --out runs/rm-tiny --epochs 3 --lr 1e-3
+          itero train-rm prefs.jsonl --base runs/quickstart/base --out runs/rm --val-fraction 0.2
+          itero train-rm uf.jsonl --base Qwen/Qwen2.5-0.5B --out runs/rm --chosen-field good --rejected-field bad
+    """,
     "bandit": """
         examples:
           itero bandit --setting exact --dtype float32 --out runs/bandit
@@ -106,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     from itero.evaluation import cli as eval_cli
     from itero.evaluation import kl as kl_cli
     from itero.grading import cli as grading_cli
+    from itero.rewards import cli as rm_cli
 
     eval_cli.add_arguments(_add(sub, "eval", "Evaluate a model on MATH500, GSM8K, AIME24, AMC23, Minerva Math, OlympiadBench."))
     kl_cli.add_arguments(_add(sub, "kl", "Estimate KL(policy || base) per response, with its standard error."))
     grading_cli.add_arguments(_add(sub, "grade", "Grade math responses against gold answers, or run the grader's self-check."))
     bandit_cli.add_arguments(_add(sub, "bandit", "The samplers paper's tabular bandit study: PNG + CSV in seconds."))
+    rm_cli.add_arguments(_add(sub, "train-rm", "Train a Bradley-Terry reward model on chosen/rejected pairs (JSONL)."))
     return parser
 
 
@@ -173,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             from itero.bandit import cli as bandit_cli
 
             return bandit_cli.run(args)
+        if args.command == "train-rm":
+            from transformers.utils import logging as hf_logging
+
+            from itero.rewards import cli as rm_cli
+
+            hf_logging.disable_progress_bar()
+            return rm_cli.run(args)
     except (ConfigError, RunDirError, DataFileError, ModelNotFoundError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """Rewards: anything that turns (prompt, response) into an outcome score and per-token rewards."""
 
 from itero.rewards.math import MathReward, RewardFn
+from itero.rewards.reward_model import RewardModel, RunningNorm, bradley_terry_loss
 
-__all__ = ["MathReward", "RewardFn"]
+__all__ = ["MathReward", "RewardFn", "RewardModel", "RunningNorm", "bradley_terry_loss"]
