@@ -99,11 +99,23 @@ class GenerationConfig(Section):
 
 
 class RewardConfig(Section):
-    name: Literal["math"] = "math"
-    # Online-DPO-R1: 1 / -0.5 / -1; VinePPO: 1 / 0 / 0.
+    name: Literal["math", "model"] = "math"  # rule-based math reward, or a trained reward model (itero train-rm)
+    # Online-DPO-R1: 1 / -0.5 / -1; VinePPO: 1 / 0 / 0. With name=model they only grade correctness for the logs.
     correct: float = 1.0
     wrong: float = -0.5  # an answer was extracted but is wrong
     no_answer: float = -1.0  # no extractable final answer (e.g. no \boxed{}, or truncated)
+    # name=model: an AutoModelForSequenceClassification folder; scores normalised by running mean/std, then clamped
+    model_path: Optional[str] = None
+    normalize: bool = True
+    clip: Optional[float] = Field(10.0, gt=0.0)
+    batch_size: int = Field(16, gt=0)
+    template: str = "{prompt}{response}"  # the text the reward model was trained on
+
+    @model_validator(mode="after")
+    def _model_needs_path(self):
+        if self.name == "model" and not self.model_path:
+            raise ValueError("reward.name=model needs reward.model_path (a folder written by itero train-rm)")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,7 @@ prompts per iteration, epochs per iteration and which model is the reference.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
     if not (d / "rollouts.pt").exists():
         generate(rt, d, k, start)
     if not (d / "scored.pt").exists():
-        score(rt, d)
+        score(rt, d, k)
     if not (d / "prepared.pt").exists():
         prepare(rt, d, k, start)
     if not (d / "checkpoint").exists():
@@ -126,9 +127,15 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     atomic_torch_save(d / "rollouts.pt", batch)
 
 
-def score(rt: Runtime, d: Path) -> None:
+def score(rt: Runtime, d: Path, k: int) -> None:
     batch = torch.load(d / "rollouts.pt", weights_only=False)
-    rewards, correct = rt.reward.grade(batch.response_texts, batch.answers)
+    norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
+    if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
+        previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
+        norm.load_state_dict(json.loads(previous.read_text()) if previous.exists() else type(norm)(norm.clip).state_dict())
+    rewards, correct = rt.reward.grade(batch.response_texts, batch.answers, prompts=batch.prompt_texts)
+    if norm is not None:
+        atomic_write_json(d / "reward_norm.json", norm.state_dict())
     scores = torch.tensor(rewards, dtype=torch.float32)
     batch = batch.replace(scores=scores, rewards=outcome_to_token_rewards(scores, batch.response_mask))
     atomic_write_jsonl(d / "rollouts.jsonl", [

@@ -34,7 +34,7 @@ class Runtime:
     generator: HFGenerator
     learner: Learner
     task: Task
-    reward: MathReward
+    reward: MathReward  # or a RewardModel (same grade signature)
     algo: ModuleType
     policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
@@ -90,10 +90,25 @@ def build_base_model(cfg: Config, run: Path) -> str:
     return str(base)
 
 
+def build_reward(cfg: Config):
+    """MathReward, or a RewardModel whose correctness flags (for the logs) come from the math grader."""
+    r = cfg.reward
+    verifier = MathReward(r.correct, r.wrong, r.no_answer)
+    if r.name == "math":
+        return verifier
+    from itero.rewards.reward_model import RewardModel
+
+    return RewardModel.from_pretrained(
+        r.model_path, normalize=r.normalize, clip=r.clip, batch_size=r.batch_size, template=r.template, verifier=verifier,
+    )
+
+
 def preflight(cfg: Config) -> Task:
     """Everything that can fail on bad input, checked before the run directory is touched."""
     if cfg.model.path is not None:
         check_model_path(cfg.model.path)
+    if cfg.reward.name == "model":
+        check_model_path(cfg.reward.model_path)
     return build_task(cfg.task)
 
 
@@ -110,10 +125,9 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
             adam_betas=tuple(t.adam_betas), precision=t.precision,
         ),
     )
-    r = cfg.reward
     return Runtime(
         cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy,
         generator=HFGenerator(policy, tokenizer, batch_size=cfg.generation.batch_size),
         learner=learner, task=task,
-        reward=MathReward(r.correct, r.wrong, r.no_answer), algo=ALGORITHMS[cfg.algorithm.name],
+        reward=build_reward(cfg), algo=ALGORITHMS[cfg.algorithm.name],
     )

@@ -105,3 +105,14 @@ def test_changed_config_is_refused_without_force(tmp_path):
 def test_every_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.generation.n_samples_per_prompt >= cfg.algorithm.min_samples_per_prompt
+
+
+def test_reward_model_needs_a_path_and_the_path_must_exist(tmp_path):
+    from itero.models.loading import ModelNotFoundError
+    from itero.runtime import preflight
+
+    with pytest.raises(ConfigError, match="reward.name=model needs reward.model_path"):
+        load_config(None, ["reward.name=model"])
+    cfg = load_config(None, ["reward.name=model", f"reward.model_path={tmp_path / 'missing'}"])
+    with pytest.raises(ModelNotFoundError):
+        preflight(cfg)

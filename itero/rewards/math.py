@@ -7,7 +7,7 @@ VinePPO 1 / 0 / 0.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 from itero.grading import Verdict, grade_batch
 
@@ -27,8 +27,10 @@ class MathReward:
             return no_answer
         return correct if verdict.correct else wrong
 
-    def grade(self, responses: Sequence[str], answers: Sequence[str]) -> tuple[list[float], list[bool]]:
-        """(rewards, correct flags), in input order."""
+    def grade(
+        self, responses: Sequence[str], answers: Sequence[str], prompts: Optional[Sequence[str]] = None
+    ) -> tuple[list[float], list[bool]]:
+        """(rewards, correct flags), in input order. ``prompts`` is unused (RewardModel.grade's signature)."""
         verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers)
         return [self.value(v) for v in verdicts], [v.correct for v in verdicts]
 

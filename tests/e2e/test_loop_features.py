@@ -48,3 +48,25 @@ def test_gshf_sampler_tdpo_and_benchmarks_in_the_loop(tmp_path):
     assert again.response_texts == first_halves
     png, md, table = write_report(run_dir)
     assert png.stat().st_size > 0 and "| SFT |" in table
+
+
+@pytest.mark.slow
+def test_reward_model_in_the_loop_keeps_its_normalisation_across_iterations(tmp_path):
+    from itero.models.tiny import build_char_tokenizer, save_tiny
+    from itero.models.tiny_rm import build_tiny_reward_model
+
+    tok = build_char_tokenizer()
+    save_tiny(tmp_path / "rm", build_tiny_reward_model(tok, hidden_size=32, num_layers=1, seed=3), tok)
+    overrides = TINY + [
+        "algorithm=dpo", "reward.name=model", f"reward.model_path={tmp_path / 'rm'}", "eval.k=1",
+        f"logging.run_dir={tmp_path}", "logging.name=rm",
+    ]
+    run_dir = run(load_config(None, overrides))
+    counts = [json.loads((run_dir / f"iter_{k}" / "reward_norm.json").read_text())["count"] for k in (1, 2)]
+    # 16 prompts x 4 samples per iteration; the evaluations in between grade with the same object and
+    # must not leak into the statistics the next iteration starts from
+    assert counts == [64, 128]
+    scores = torch.load(run_dir / "iter_1" / "scored.pt", weights_only=False).scores
+    assert abs(float(scores.mean())) < 1e-4 and scores.std() > 0.5  # normalised by a batch that counts itself
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "eval/greedy_accuracy" in rows[-1]  # correctness still comes from the math grader
