@@ -18,6 +18,7 @@ second, and the ratio. Interleaving makes load from other processes hit both sid
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 
@@ -95,7 +96,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tokenizer = build_char_tokenizer()
     modes = ["forced", "eos"] if args.mode == "both" else [args.mode]
-    print(f"torch threads={torch.get_num_threads()}  best of {args.repeats} interleaved runs")
+    load = os.getloadavg()[0]  # other processes' load: the numbers are only comparable on a quiet machine
+    print(f"torch threads={torch.get_num_threads()}  best of {args.repeats} interleaved runs  load average {load:.1f}")
     print(f"{'config':<13}{'mode':<8}{'rows':>5}{'max new':>8}{'tokens':>8}{'generate tok/s':>16}{'itero tok/s':>13}{'ratio':>7}")
     for name, hidden, layers, rows, lengths, new_tokens in CONFIGS:
         if args.only and name != args.only:

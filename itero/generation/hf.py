@@ -6,6 +6,8 @@ half of its decode time for a small model goes to copying the KV cache (``Dynami
 concatenates every step), and a tenth to ``torch.multinomial``. Here full-attention cache layers write into buffers sized for the
 whole generation, sampling inverts the CDF, and finished rows are dropped from the batch and the
 caches once they are a sizeable fraction of it (benchmarks/bench_generation.py measures the gain).
+Qwen2 and Llama models skip the HF modules altogether (``fast_decode``); any other model runs
+through its own forward.
 
 Positions follow ``itero.batch.position_ids`` (left padding ignored) and the attention mask is
 ``cat(prompt_mask, ones)``, exactly what the learner feeds, so sampler and learner log-probs agree.
@@ -16,24 +18,25 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from itero.batch import RolloutBatch, position_ids
 from itero.generation.base import SamplingParams
+from itero.generation.fast_decode import fast_decoders
+from itero.generation.kv_cache import PreallocatedLayer, preallocated_cache
 from itero.generation.sampling import StopStrings, sample_next
 
 # Finished rows stay in the batch (their outputs ignored) until they are this fraction of it:
 # compacting copies every layer's cache, so doing it for each finished row would cost more than it saves.
 COMPACT_FRACTION = 0.25
-# Prefill in up to this many groups of similar prompt length; fewer rows per group than the minimum
-# makes the matmuls too small to be worth it.
-PREFILL_BUCKETS = 4
-PREFILL_BUCKET_MIN_ROWS = 32
+# The generic path prefills in up to this many groups of similar prompt length; fewer rows per group
+# than the minimum makes the matmuls too small to be worth it.
+PREFILL_BUCKETS = 8
+PREFILL_BUCKET_MIN_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -171,29 +174,47 @@ def _left_pad(rows: list[list[int]], pad_token_id: int, device) -> tuple[Tensor,
 
 class _Stepper:
     """Runs the policy (and the mixture's other model) on new tokens, each with its own KV cache,
-    and returns the next-token logits (N, V) float32, mixed when there is a mixture."""
+    and returns the next-token logits (N, V) float32, mixed when there is a mixture.
+
+    The caches hold the rows sorted by prompt length (cache row i is the caller's row ``order[i]``):
+    the prefill buckets are then contiguous, and the fast path attends each group of rows only
+    over the columns where one of them has a token, skipping most of the left padding.
+    """
 
     def __init__(self, model, mixture: Optional[Mixture], capacity: int):
         self.models = [model] + ([mixture.model] if mixture is not None else [])
         self.weights = mixture.weights if mixture is not None else (1.0,)
-        self.caches = [_preallocated_cache(m.config, capacity) for m in self.models]
+        self.caches = [preallocated_cache(m.config, capacity) for m in self.models]
         self.keep_kwargs = [_logits_to_keep_kwargs(m) for m in self.models]
+        # Prefill and decode skip the HF modules when every model is one fast_decode has been checked against.
+        self.fast = fast_decoders(self.models, self.caches, capacity)
+        self.order: Optional[Tensor] = None
 
     def __call__(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
-        return self._forward(input_ids, attention_mask, positions, self.caches)
+        inputs = [x[self.order] for x in (input_ids, attention_mask, positions)]
+        if self.fast is None:
+            return self._unsort(self._forward(*inputs, self.caches))
+        return self._unsort(self._mix(decode(*inputs) for decode in self.fast))
 
     def prefill(self, prompt_ids: Tensor, prompt_mask: Tensor) -> Tensor:
-        """Next-token logits (B, V) after each left-padded prompt, filling the caches.
+        """Next-token logits (B, V) after each left-padded prompt, filling the caches."""
+        self.order = prompt_mask.sum(-1).argsort(stable=True)
+        prompt_ids, prompt_mask = prompt_ids[self.order], prompt_mask[self.order]
+        positions = position_ids(prompt_mask, 0)
+        if self.fast is not None:
+            return self._unsort(self._mix(f.prefill(prompt_ids, prompt_mask, positions) for f in self.fast))
+        return self._unsort(self._prefill_in_buckets(prompt_ids, prompt_mask, positions))
 
-        Rows run in buckets of similar prompt length, each padded only to its own longest prompt,
+    def _prefill_in_buckets(self, prompt_ids: Tensor, prompt_mask: Tensor, positions: Tensor) -> Tensor:
+        """Rows run in buckets of similar prompt length, each padded only to its own longest prompt,
         and their KV are written right-aligned into the shared caches: a single left-padded batch
         of mixed lengths wasted ~40% of the prefill, itself a third of a whole generation.
         """
-        (B, P), positions = prompt_ids.shape, position_ids(prompt_mask, 0)
+        B, P = prompt_ids.shape
         buckets = _length_buckets(prompt_mask.sum(-1))
-        bucketable = all(isinstance(layer, _PreallocatedLayer) for c in self.caches for layer in c.layers)
+        bucketable = all(isinstance(layer, PreallocatedLayer) for c in self.caches for layer in c.layers)
         if len(buckets) == 1 or not bucketable:
-            return self(prompt_ids, prompt_mask.long(), positions)
+            return self._forward(prompt_ids, prompt_mask.long(), positions, self.caches)
         logits = None
         for rows in buckets:
             width = int(prompt_mask[rows].sum(-1).max())
@@ -207,18 +228,30 @@ class _Stepper:
                     layer.write_rows(rows, P - width, src.keys, src.values, batch_size=B, length=P)
         return logits
 
+    def select(self, keep: Tensor) -> None:
+        """Keep only the caller's rows ``keep`` (ascending), which become rows 0..len(keep)-1."""
+        kept = torch.isin(self.order, keep)
+        for cache in self.caches:
+            cache.batch_select_indices(kept.nonzero().squeeze(-1))
+        self.order = torch.searchsorted(keep, self.order[kept])
+
+    def _unsort(self, z: Tensor) -> Tensor:
+        out = torch.empty_like(z)
+        out[self.order] = z
+        return out
+
     def _forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor, caches) -> Tensor:
+        outputs = (
+            model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache,
+                  use_cache=True, **kwargs).logits[:, -1].float()
+            for model, cache, kwargs in zip(self.models, caches, self.keep_kwargs)
+        )
+        return self._mix(outputs)
+
+    def _mix(self, logits: Iterable[Tensor]) -> Tensor:
+        """The one model's logits (N, V), or the weighted sum of both models' logits."""
         mixed = None
-        for model, cache, kwargs, w in zip(self.models, caches, self.keep_kwargs, self.weights):
-            out = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                **kwargs,
-            )
-            z = out.logits[:, -1].float()
+        for z, w in zip(logits, self.weights):
             if len(self.models) == 1:
                 return z
             if mixed is not None and z.shape[-1] != mixed.shape[-1]:
@@ -229,74 +262,11 @@ class _Stepper:
             mixed = w * z if mixed is None else mixed + w * z
         return mixed
 
-    def select(self, keep: Tensor) -> None:
-        for cache in self.caches:
-            cache.batch_select_indices(keep)
-
-
-class _PreallocatedLayer(DynamicLayer):
-    """A DynamicLayer that writes into buffers sized for the whole generation.
-
-    DynamicLayer concatenates each step, copying the whole cache every token; on CPU that copy was
-    a third of the decode time. ``keys`` / ``values`` are views of the filled part, so attention
-    sees exactly what DynamicLayer would give it. Only the methods generation uses are supported.
-    """
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-        self.length = 0
-
-    def lazy_initialization(self, key_states: Tensor, value_states: Tensor, batch_size: Optional[int] = None) -> None:
-        # Zeros, not empty: masked padding slots still meet the values (0 · NaN would be NaN).
-        self.dtype, self.device = key_states.dtype, key_states.device
-        B, H = batch_size or key_states.shape[0], key_states.shape[1]
-        self._keys = key_states.new_zeros(B, H, self.capacity, key_states.shape[-1])
-        self._values = value_states.new_zeros(B, H, self.capacity, value_states.shape[-1])
-        self.is_initialized = True
-
-    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[-2]
-        if end > self.capacity:
-            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded ({end} positions)")
-        self._keys[:, :, self.length : end] = key_states
-        self._values[:, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self.length
-
-    def write_rows(self, rows: Tensor, start: int, keys: Tensor, values: Tensor, batch_size: int, length: int) -> None:
-        """Prefill of some rows: their KV go to columns start..length, the slots before stay zero (padding)."""
-        if not self.is_initialized:
-            self.lazy_initialization(keys, values, batch_size)
-        self._keys[rows, :, start:length] = keys
-        self._values[rows, :, start:length] = values
-        self.length = length
-        self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
-
-    def batch_select_indices(self, indices: Tensor) -> None:
-        if self.is_initialized:
-            self._keys, self._values = self._keys[indices], self._values[indices]
-            self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
-
 
 def _length_buckets(lengths: Tensor) -> list[Tensor]:
     """Row indices grouped by prompt length: at most PREFILL_BUCKETS groups of PREFILL_BUCKET_MIN_ROWS or more."""
     n = max(1, min(PREFILL_BUCKETS, len(lengths) // PREFILL_BUCKET_MIN_ROWS))
-    return list(lengths.argsort().chunk(n))
-
-
-def _preallocated_cache(config, capacity: int) -> DynamicCache:
-    # Only plain full-attention layers are swapped; sliding-window, linear-attention or shared-KV layers
-    # keep the model's own cache classes, so any causal LM still works (just without the saving there).
-    cache = DynamicCache(config=config)
-    cache.layers = [_PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+    return list(lengths.argsort(stable=True).chunk(n))
 
 
 def _logits_to_keep_kwargs(model) -> dict:

@@ -5,16 +5,24 @@ from itero.batch import position_ids
 from itero.models.tiny import build_char_tokenizer, build_tiny_model
 
 
-def peaked_tiny_model(vocab_size: int, seed: int, arch: str = "qwen2"):
-    """A tiny model whose weights are re-drawn with a larger scale: the default init gives nearly
+def peaked(model, seed: int):
+    """The model with its matrices re-drawn at a larger scale: the default init gives nearly
     uniform next-token distributions, where greedy ties and near-ties would make tests fragile."""
-    model = build_tiny_model(vocab_size, arch=arch, hidden_size=64, num_layers=2, intermediate_size=128, seed=seed)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.15)
     return model.eval()
+
+
+def peaked_tiny_model(vocab_size: int, seed: int, arch: str = "qwen2"):
+    return peaked(build_tiny_model(vocab_size, arch=arch, hidden_size=64, num_layers=2, intermediate_size=128, seed=seed), seed)
+
+
+@pytest.fixture(scope="session")
+def peak():
+    return peaked
 
 
 @pytest.fixture(scope="session")
