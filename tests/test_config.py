@@ -25,8 +25,10 @@ def test_algorithm_switch_takes_the_variant_defaults():
 
 
 def test_reward_presets():
-    assert load_config(None, ["reward.preset=vineppo"]).reward.model_dump() == {
+    reward = load_config(None, ["reward.preset=vineppo"]).reward.model_dump()
+    assert {k: reward[k] for k in ("name", "correct", "wrong", "no_answer")} == {
         "name": "math", "correct": 1.0, "wrong": 0.0, "no_answer": 0.0}
+    assert load_config(None, ["reward.preset=online-dpo-r1", "reward.wrong=0"]).reward.no_answer == -1.0
 
 
 @pytest.mark.parametrize(
