@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 from itero.batch import RolloutBatch
@@ -37,7 +37,7 @@ class Config(Section):
     mixed_first_half_prob: float = Field(0.3, ge=0.0, le=1.0)  # mixed_max_min
     accept_threshold: float = 0.5  # all_pairs: accept = score ≥ threshold
     max_pairs_per_prompt: int = Field(8, ge=1)  # all_pairs cap
-    reference: Literal["previous", "initial"] = "previous"
+    reference: Literal["previous", "initial", "none"] = "previous"  # none: reference-free losses only (simpo)
     # Tokens a pair's log-probs sum over: "full" responses (every source), or "divergence": both
     # responses only up to and including their first differing token (the shared prefix cancels in Δ
     # anyway), so the contrast is the decision where they part and nothing after it.
@@ -70,6 +70,16 @@ class Config(Section):
             length_penalty=self.length_penalty, mixed_first_half_prob=self.mixed_first_half_prob,
             accept_threshold=self.accept_threshold, max_pairs_per_prompt=self.max_pairs_per_prompt,
         )
+
+    @model_validator(mode="after")
+    def _reference_for_the_loss(self):
+        if self.reference == "none" and self.loss in NEEDS_REFERENCE:
+            free = sorted(set(PREFERENCE_LOSSES) - NEEDS_REFERENCE)
+            raise ValueError(
+                f"loss {self.loss!r} needs a reference model but reference is 'none'; give reference 'previous' or "
+                f"'initial', or a reference-free loss: {', '.join(free)}"
+            )
+        return self
 
     @property
     def needs_reference(self) -> bool:

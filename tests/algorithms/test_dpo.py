@@ -95,6 +95,10 @@ def test_unknown_loss_fails_at_validation_and_tdpo_is_wired():
     with pytest.raises(ConfigError, match="unknown loss 'dpo2'; choose one of sigmoid, robust, ipo"):
         load_config(None, ["algorithm=dpo", "algorithm.loss=dpo2"])
     assert load_config(None, ["algorithm=dpo", "algorithm.loss=tdpo2"]).algorithm.needs_reference_logits
+    with pytest.raises(ConfigError, match="loss 'sigmoid' needs a reference model but reference is 'none'.*: simpo"):
+        load_config(None, ["algorithm=dpo", "algorithm.reference=none"])
+    cfg = load_config(None, ["algorithm=dpo", "algorithm.reference=none", "algorithm.loss=simpo"]).algorithm
+    assert not cfg.needs_reference
 
 
 @pytest.mark.parametrize("name", ["tdpo1", "tdpo2"])
