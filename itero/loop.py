@@ -132,7 +132,10 @@ def score(rt: Runtime, d: Path, k: int) -> None:
     norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
     if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
         previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
-        norm.load_state_dict(json.loads(previous.read_text()) if previous.exists() else type(norm)(norm.clip).state_dict())
+        if previous.exists():
+            norm.load_state_dict(json.loads(previous.read_text()))
+        else:
+            norm.reset()
     rewards, correct = rt.reward.grade(batch.response_texts, batch.answers, prompts=batch.prompt_texts)
     if norm is not None:
         atomic_write_json(d / "reward_norm.json", norm.state_dict())
@@ -158,8 +161,14 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
         selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, rt.cfg.training.micro_batch_size))
     if getattr(cfg, "needs_old_logprobs", False) and selected.batch_size:
-        rt.ensure_policy(start)  # π_old of the clipped ratio: the policy that sampled, through the learner's forward
-        selected = selected.replace(old_logprobs=compute_logprobs(rt.policy, selected, rt.cfg.training.micro_batch_size))
+        # π_old of the clipped ratio: the policy that sampled, through the learner's forward; with the
+        # previous iterate as reference that is the same forward as ref_logprobs above
+        if selected.ref_logprobs is not None and cfg.reference == "previous":
+            old = selected.ref_logprobs
+        else:
+            rt.ensure_policy(start)
+            old = compute_logprobs(rt.policy, selected, rt.cfg.training.micro_batch_size)
+        selected = selected.replace(old_logprobs=old)
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
     if prepared.advantages is not None and int(prepared.response_mask.sum()) > 1:
         adv = prepared.advantages[prepared.response_mask]  # over valid tokens, as verl logs them

@@ -51,18 +51,12 @@ class Config(Section):
 
     min_samples_per_prompt: ClassVar[int] = 2
 
-    @field_validator("loss")
+    @field_validator("loss", "pairing")
     @classmethod
-    def _known_loss(cls, value: str) -> str:
-        if value not in PREFERENCE_LOSSES:
-            raise ValueError(f"unknown loss {value!r}; choose one of {', '.join(PREFERENCE_LOSSES)}")
-        return value
-
-    @field_validator("pairing")
-    @classmethod
-    def _known_pairing(cls, value: str) -> str:
-        if value not in PAIRINGS:
-            raise ValueError(f"unknown pairing {value!r}; choose one of {', '.join(PAIRINGS)}")
+    def _known_name(cls, value: str, info) -> str:
+        choices = PREFERENCE_LOSSES if info.field_name == "loss" else PAIRINGS
+        if value not in choices:
+            raise ValueError(f"unknown {info.field_name} {value!r}; choose one of {', '.join(choices)}")
         return value
 
     def pairing_params(self) -> PairingParams:
@@ -142,8 +136,13 @@ def divergence_mask(batch: RolloutBatch) -> Tensor:
     return keep.repeat_interleave(2, dim=0) & mask
 
 
+def _score_mask(batch: RolloutBatch) -> Tensor:
+    """(B, R) bool: the tokens a sequence log-prob (and TDPO's KL) sums over."""
+    return batch.score_mask if batch.score_mask is not None else batch.response_mask
+
+
 def pair_logps(batch: RolloutBatch, logprobs: Tensor) -> PairLogps:
-    mask = (batch.score_mask if batch.score_mask is not None else batch.response_mask).float()
+    mask = _score_mask(batch).float()
     policy = (logprobs * mask).sum(-1)
     ref = (batch.ref_logprobs * mask).sum(-1) if batch.ref_logprobs is not None else None
     lengths = mask.sum(-1)
@@ -167,8 +166,7 @@ def loss(
     if cfg.needs_reference_logits:
         if logits is None or ref_logits is None:
             raise ValueError(f"loss {cfg.loss!r} needs the policy's and the reference's logits (TDPO)")
-        mask = batch.score_mask if batch.score_mask is not None else batch.response_mask
-        seq_kl = sequential_kl(logits, ref_logits, mask)  # (B,)
+        seq_kl = sequential_kl(logits, ref_logits, _score_mask(batch))  # (B,)
         pairs.chosen_seq_kl, pairs.rejected_seq_kl = seq_kl[0::2], seq_kl[1::2]
     per_pair = PREFERENCE_LOSSES[cfg.loss](pairs, cfg.loss_params())
     total = (per_pair * batch.seq_weights[0::2]).sum()

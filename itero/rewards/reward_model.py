@@ -43,8 +43,12 @@ class RunningNorm:
     """
 
     def __init__(self, clip: float | None = None, eps: float = 1e-6):
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
         self.clip, self.eps = clip, eps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every score seen (a run's first iteration starts here)."""
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
 
     @property
     def std(self) -> float:

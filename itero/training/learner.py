@@ -183,10 +183,10 @@ class Learner:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 logits = forward_logits(self.model, mb)
                 logprobs = token_logprobs(logits, mb.response_ids, temperature) * mb.response_mask
-            if getattr(loss_fn, "needs_logits", False):  # e.g. TDPO's full-vocabulary KL
-                loss, metrics = loss_fn(mb, logprobs.float(), logits)
-            else:
-                loss, metrics = loss_fn(mb, logprobs.float())
+            # only a loss that asks (e.g. TDPO's full-vocabulary KL) keeps the (B, R, V) logits alive
+            extra = (logits,) if getattr(loss_fn, "needs_logits", False) else ()
+            del logits
+            loss, metrics = loss_fn(mb, logprobs.float(), *extra)
             (loss * scale).backward()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)
