@@ -42,6 +42,7 @@ class RolloutBatch:
     sampler_logprobs: Optional[Tensor] = None  # (B, R) log π_sampler(y_t) as the generator sampled it
     old_logprobs: Optional[Tensor] = None  # (B, R) log π_old(y_t), recomputed by the learner
     ref_logprobs: Optional[Tensor] = None  # (B, R) log π_ref(y_t)
+    dpo_logprobs: Optional[Tensor] = None  # (B, R) log π_dpo(y_t) of RTO's frozen DPO model
 
     # rewards and credit assignment
     scores: Optional[Tensor] = None  # (B,) float, outcome score of each response (verifier / RM)

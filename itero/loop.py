@@ -21,6 +21,7 @@ from itero.algorithms import sft
 from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
+from itero.core.masked import explained_variance
 from itero.evaluation.task_eval import evaluate_task
 from itero.models.loading import load_model
 from itero.runtime import Runtime, build_runtime, preflight
@@ -152,14 +153,20 @@ def score(rt: Runtime, d: Path, k: int) -> None:
     atomic_torch_save(d / "scored.pt", batch)
 
 
+def logprob_temperature(rt: Runtime) -> float:
+    """Temperature of every log-prob a policy-gradient ratio / KL uses: the sampling one (TRL, VinePPO)."""
+    cfg, T = rt.cfg.algorithm, rt.cfg.generation.temperature
+    return T if getattr(cfg, "logprobs_at_sampling_temperature", False) and T > 0 else 1.0
+
+
 def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     batch = torch.load(d / "scored.pt", weights_only=False)
-    algo, cfg = rt.algo, rt.cfg.algorithm
+    algo, cfg, mbs, temp = rt.algo, rt.cfg.algorithm, rt.cfg.training.micro_batch_size, logprob_temperature(rt)
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     if getattr(cfg, "needs_reference", False) and selected.batch_size:
         rt.ensure_policy(start)
         ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
-        selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, rt.cfg.training.micro_batch_size))
+        selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, mbs, temp))
     if getattr(cfg, "needs_old_logprobs", False) and selected.batch_size:
         # π_old of the clipped ratio: the policy that sampled, through the learner's forward; with the
         # previous iterate as reference that is the same forward as ref_logprobs above
@@ -167,18 +174,61 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             old = selected.ref_logprobs
         else:
             rt.ensure_policy(start)
-            old = compute_logprobs(rt.policy, selected, rt.cfg.training.micro_batch_size)
+            old = compute_logprobs(rt.policy, selected, mbs, temp)
         selected = selected.replace(old_logprobs=old)
+    if getattr(cfg, "needs_dpo_model", False) and selected.batch_size:
+        selected = selected.replace(dpo_logprobs=compute_logprobs(rt.frozen_model(cfg.dpo_model_path), selected, mbs, temp))
+    if getattr(cfg, "needs_value_model", False) and cfg.needs_critic and selected.batch_size:
+        from itero.models.value import compute_values
+
+        selected = selected.replace(values=compute_values(rt.ensure_critic(start).model, selected, mbs))
+    if getattr(cfg, "needs_mc_values", False) and selected.batch_size:
+        rt.ensure_policy(start)
+        selected, mc_stats = algo.estimate_advantages(selected, cfg, rt.tokenizer, mc_rollout(rt, selected, k))
+        stats.update(mc_stats)
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
-    if prepared.advantages is not None and int(prepared.response_mask.sum()) > 1:
-        adv = prepared.advantages[prepared.response_mask]  # over valid tokens, as verl logs them
+    mask = prepared.response_mask
+    if prepared.advantages is not None and int(mask.sum()) > 1:
+        adv = prepared.advantages[mask]  # over valid tokens, as verl logs them
         stats.update(advantage_mean=float(adv.mean()), advantage_std=float(adv.std()))
+    if prepared.values is not None and prepared.returns is not None and int(mask.sum()) > 1:
+        stats.update(explained_variance=explained_variance(prepared.values, prepared.returns, mask))
     atomic_write_jsonl(d / "selected.jsonl", [
         {"group": int(g), "response": r, "reward": float(s)}
         for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
     ])
     atomic_write_json(d / "prepare.json", stats)
     atomic_torch_save(d / "prepared.pt", prepared)
+
+
+def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
+    """VinePPO's rollout function: K continuations of each state with the policy's sampling settings,
+    each within what is left of its response's token budget; (N, K) rewards of prefix + continuation."""
+    K, max_new = rt.cfg.algorithm.num_rollouts, rt.cfg.generation.max_new_tokens
+
+    def rollout(states: list[tuple[int, int]]) -> torch.Tensor:
+        params = dataclasses.replace(rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k + 50_000), n=K)
+        rewards, chunk = [], 64
+        with progress.stage(f"[iter {k}] MC values, {K} rollouts per state", len(states), rt.cfg.logging.progress) as advance:
+            for s in range(0, len(states), chunk):
+                rewards.extend(_rollout_chunk(states[s : s + chunk], dataclasses.replace(params, seed=params.seed + s)))
+                advance(len(states[s : s + chunk]))
+        return torch.tensor(rewards, dtype=torch.float32).view(len(states), K)
+
+    def _rollout_chunk(part: list[tuple[int, int]], params) -> list[float]:
+        prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
+        prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
+        out = rt.generator.generate(prompts, params)
+        texts, answers, prompt_texts = [], [], []
+        for i in range(out.batch_size):
+            row, n = part[i // K]
+            cont = out.response_ids[i][out.response_mask[i]].tolist()[: max(max_new - n, 0)]
+            texts.append(rt.tokenizer.decode(prefixes[i // K] + cont, skip_special_tokens=True))
+            answers.append(batch.answers[row])
+            prompt_texts.append(batch.prompt_texts[row] if batch.prompt_texts else "")
+        return rt.reward.grade(texts, answers, prompts=prompt_texts)[0]
+
+    return rollout
 
 
 def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
@@ -189,17 +239,26 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     units = batch.batch_size // rt.algo.rows_per_unit
     steps = rt.learner.num_steps(units, t.epochs)
     metrics: dict = {"steps": steps}
+    per_step: list[dict] = []
     if units:
         reset = t.reset_optimizer_each_iteration or restart
+        fit_args = dict(rows_per_unit=rt.algo.rows_per_unit, epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, temperature=logprob_temperature(rt))
         rt.learner.start_phase(steps, reset=reset)
         if not reset and start is not None and (start / "trainer_state.pt").exists():
             rt.learner.load_state(start, steps)
         with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
             metrics.update(rt.learner.fit(
-                batch, loss_function(rt, start), rows_per_unit=rt.algo.rows_per_unit,
-                epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, on_step=lambda i, m: advance(1),
+                batch, loss_function(rt, start), **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)),
             ))
+        if getattr(cfg, "needs_value_model", False) and cfg.needs_critic:
+            critic = rt.ensure_critic(start)
+            critic.start_phase(steps, reset=reset)
+            with progress.stage(f"[iter {k}] train value model", steps, rt.cfg.logging.progress) as advance:
+                value_metrics = critic.fit(batch, lambda mb, v: rt.algo.value_loss(mb, v, cfg), **fit_args,
+                                           on_step=lambda i, m: advance(1))
+            metrics.update({f"value_{key}" if not key.startswith("value") else key: v for key, v in value_metrics.items()})
     atomic_write_json(d / "train.json", metrics)
+    atomic_write_jsonl(d / "train_steps.jsonl", per_step)  # every optimizer step's diagnostics
     save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
 
 
@@ -227,7 +286,11 @@ def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
     with atomic_dir(path) as tmp:
         rt.learner.save(tmp, with_optimizer=with_optimizer)
         rt.tokenizer.save_pretrained(tmp)
+        if rt.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
+            rt.critic.save(tmp / "value_model", with_optimizer=with_optimizer)
     rt.policy_source = path
+    if (path / "value_model").exists():
+        rt.critic_source = str(path / "value_model")
 
 
 def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:

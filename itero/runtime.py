@@ -6,6 +6,7 @@ checkpoint its weights came from, so a resumed run loads weights only where a st
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -37,7 +38,10 @@ class Runtime:
     reward: MathReward  # or a RewardModel (same grade signature)
     algo: ModuleType
     policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
+    critic: Optional[Learner] = None  # PPO / RTO value model and its optimizer, built by ensure_critic
+    critic_source: Optional[str] = None
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
+    _frozen: dict = field(default_factory=dict, repr=False)
 
     @property
     def initial_checkpoint(self) -> Optional[Path]:
@@ -61,6 +65,31 @@ class Runtime:
             self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype)
             self._initial.requires_grad_(False).eval()
         return self._initial
+
+    def ensure_critic(self, checkpoint: Optional[Path]) -> Learner:
+        """The critic as saved with ``checkpoint`` (``value_model/``), else freshly initialised from the
+        initial policy (zero head) or the configured reward model."""
+        from itero.models.value import ValueModel, forward_values
+
+        a, saved = self.cfg.algorithm, checkpoint / "value_model" if checkpoint is not None else None
+        source = str(saved) if saved is not None and saved.exists() else f"init:{a.value_model}"
+        if self.critic is None or self.critic_source != source:
+            if saved is not None and saved.exists():
+                model = ValueModel.from_policy(saved)
+            elif a.value_model == "reward_model":
+                model = ValueModel.from_reward_model(a.value_model_path)
+            else:
+                initial = self.initial_checkpoint
+                model = ValueModel.from_policy(initial if initial is not None else self.base_path)
+            self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
+            self.critic_source = source
+        return self.critic
+
+    def frozen_model(self, path: str) -> torch.nn.Module:
+        """A frozen causal LM loaded once (RTO's DPO policy)."""
+        if path not in self._frozen:
+            self._frozen[path] = load_model(path, dtype=self.cfg.model.dtype).requires_grad_(False).eval()
+        return self._frozen[path]
 
     def sampling_params(self, seed: int) -> SamplingParams:
         g = self.cfg.generation
@@ -109,6 +138,10 @@ def preflight(cfg: Config) -> Task:
         check_model_path(cfg.model.path)
     if cfg.reward.name == "model":
         check_model_path(cfg.reward.model_path)
+    for key in ("value_model_path", "dpo_model_path"):
+        path = getattr(cfg.algorithm, key, None)
+        if path:
+            check_model_path(path)
     return build_task(cfg.task)
 
 

@@ -8,17 +8,23 @@
 - ``rows_per_unit``: rows that must stay in one micro-batch (2 for a chosen/rejected pair).
 
 Policy-gradient configs also set ``needs_old_logprobs``: the loop then stores the sampling policy's
-log-probs (learner forward, temperature 1) in ``old_logprobs`` before ``prepare``.
+log-probs (learner forward) in ``old_logprobs`` before ``prepare``. Further needs the loop serves
+before ``prepare``: ``needs_value_model`` (a critic's V_old in ``values``; the critic is trained after
+the actor with the module's ``value_loss``), ``needs_mc_values`` (VinePPO: the module's
+``estimate_advantages`` gets a rollout function), ``needs_dpo_model`` (RTO: ``dpo_logprobs``).
 
 A new algorithm is one new file plus one entry below.
 """
 
-from itero.algorithms import dpo, grpo, raft, reinforce_pp, rloo
+from itero.algorithms import dpo, grpo, ppo, raft, reinforce_pp, rloo, rto, vineppo
 
 ALGORITHMS = {
     "dpo": dpo,
     "grpo": grpo,
+    "ppo": ppo,
     "raft": raft,
     "reinforce_pp": reinforce_pp,
     "rloo": rloo,
+    "rto": rto,
+    "vineppo": vineppo,
 }

@@ -1,10 +1,12 @@
-"""What GRPO, REINFORCE++ and RLOO share: clip / KL config fields, the token-level clipped loss, diagnostics.
+"""What GRPO, REINFORCE++, RLOO, PPO, VinePPO and RTO share: clip / KL config fields, the token-level
+clipped loss, diagnostics.
 
 Not an algorithm itself (it is not in ALGORITHMS): each of those files adds its baseline (``prepare``)
 and picks the loss. The ratio ρ_t = π_θ(y_t)/π_old(y_t) uses ``old_logprobs`` that the loop recomputes
-with the learner at temperature 1 before training (``needs_old_logprobs``); TRL and VinePPO divide
-the logits by the sampling temperature instead, so with temperature ≠ 1 the trained policy here is
-the temperature-1 one, whose samples the rollouts only approximate.
+with the learner before training (``needs_old_logprobs``). By default every log-prob (old, ref, the
+trained one) is of softmax(logits / T) at the sampling temperature T, as TRL and VinePPO do, so the
+ratio compares the distribution the rollouts really came from; ``logprobs_at_sampling_temperature:
+false`` uses T = 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class PolicyGradientConfig(Section):
     epsilon_high: Optional[float] = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
     beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
     reference: Literal["initial", "previous"] = "initial"  # the KL's π_ref: initial model (TRL) or previous iterate
+    kl_clamp: Optional[float] = Field(None, gt=0.0)  # clamp the per-token KL estimate to ±c (VinePPO: 10)
+    # skip (zero the loss of) a micro-batch whose mean ratio exceeds this: a stale or diverged batch (VinePPO: 10)
+    ratio_threshold: Optional[float] = Field(None, gt=1.0)
+    # ratios, KL and entropy of softmax(logits / T) at the sampling temperature T (TRL, VinePPO), or at 1
+    logprobs_at_sampling_temperature: bool = True
 
     min_samples_per_prompt: ClassVar[int] = 2  # a group of one has no baseline
     needs_old_logprobs: ClassVar[bool] = True
@@ -39,6 +46,11 @@ class PolicyGradientConfig(Section):
     @property
     def needs_reference(self) -> bool:
         return self.beta > 0
+
+    @property
+    def kl_loss_coef(self) -> float:
+        """β of the k3 KL loss term; an algorithm that puts the KL in the reward instead returns 0."""
+        return self.beta
 
     @property
     def clip_high(self) -> float:
@@ -65,9 +77,14 @@ def token_loss(
     mask = batch.response_mask
     metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask)
     metrics.update(kl_metrics(batch, logprobs))
-    if cfg.beta > 0:
-        per_token = per_token + cfg.beta * kl_estimate(logprobs, batch.ref_logprobs, "k3")
-    return (batch.token_weights * per_token).sum(), metrics
+    if cfg.kl_loss_coef > 0:
+        per_token = per_token + cfg.kl_loss_coef * kl_estimate(logprobs, batch.ref_logprobs, "k3", cfg.kl_clamp)
+    loss = (batch.token_weights * per_token).sum()
+    if cfg.ratio_threshold is not None:
+        skip = metrics["ratio_mean"] > cfg.ratio_threshold
+        metrics["skipped"] = float(skip)
+        loss = loss * 0.0 if skip else loss  # keeps the graph, so backward still runs on every rank
+    return loss, metrics
 
 
 def ratio_metrics(ratio: Tensor, clipped: Tensor, valid: Tensor) -> dict[str, float]:

@@ -58,3 +58,11 @@ def aggregation_weights(response_mask: Tensor, mode: str, max_length: int | None
     if mode == "seq-mean-token-sum":
         return m / B
     raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {', '.join(AGGREGATIONS)}")
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+    """1 − Var(G − V) / Var(G) over valid tokens: 1 = the critic predicts the returns, ≤ 0 = no better than a constant."""
+    var_returns = masked_var(returns, mask)
+    if float(var_returns) == 0.0:
+        return float("nan")
+    return float(1.0 - masked_var(returns - values, mask) / var_returns)

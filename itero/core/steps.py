@@ -91,8 +91,11 @@ def _protected_mask(text: str) -> list[bool]:
     return mask
 
 
-def _cut_points(text: str) -> list[int]:
-    """Character indices (0 < c < len) where a new step begins, before merging short fragments."""
+def _cut_points(text: str, cut_after: str = "") -> list[int]:
+    """Character indices (0 < c < len) where a new step begins, before merging short fragments.
+
+    ``cut_after``: extra characters that always end a step (outside protected spans), e.g. " " for
+    the arithmetic task's one-line "18*3=54 47+54=101 \\boxed{101}" solutions."""
     n = len(text)
     protected = _protected_mask(text)
     cuts: list[int] = []
@@ -100,7 +103,7 @@ def _cut_points(text: str) -> list[int]:
     while i < n:
         c = text[i]
         is_cut = not protected[i] and (
-            c == "\n" or (c in _SENTENCE_END and i + 1 < n and text[i + 1].isspace())
+            c == "\n" or c in cut_after or (c in _SENTENCE_END and i + 1 < n and text[i + 1].isspace())
         )
         if is_cut:
             j = i + 1
@@ -114,11 +117,11 @@ def _cut_points(text: str) -> list[int]:
     return cuts
 
 
-def split_steps(text: str, min_chars: int = 8) -> list[str]:
+def split_steps(text: str, min_chars: int = 8, cut_after: str = "") -> list[str]:
     """Split a response into reasoning steps (see the module docstring). ``"".join(result) == text``."""
     if not text:
         return []
-    bounds = [0, *_cut_points(text), len(text)]
+    bounds = [0, *_cut_points(text, cut_after), len(text)]
     pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
     steps: list[str] = []
     for piece in pieces:

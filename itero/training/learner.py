@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from itero.batch import RolloutBatch, position_ids
-from itero.core.logprobs import token_logprobs
+from itero.core.logprobs import entropy_from_logits, token_logprobs
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
 # as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
@@ -63,23 +63,38 @@ def forward_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Te
 
 
 @torch.no_grad()
-def compute_logprobs(model, batch: RolloutBatch, micro_batch_size: int, temperature: float = 1.0) -> Tensor:
-    """Frozen log-probs (old / ref) of a whole batch, micro-batched. (B, R) float32."""
+def compute_logprobs(
+    model, batch: RolloutBatch, micro_batch_size: int, temperature: float = 1.0, forward: Callable = forward_logprobs
+) -> Tensor:
+    """Frozen per-token outputs of a whole batch, micro-batched: log-probs (old / ref), or with
+    ``forward=forward_values`` a critic's V_old. (B, R) float32."""
     was_training = model.training
     model.eval()
     out = torch.zeros(batch.response_ids.shape, dtype=torch.float32)
     for start in range(0, batch.batch_size, micro_batch_size):
         rows = list(range(start, min(start + micro_batch_size, batch.batch_size)))
         mb = batch.select(rows).trimmed()
-        out[start : start + len(rows), : mb.response_ids.shape[1]] = forward_logprobs(model, mb, temperature).float()
+        out[start : start + len(rows), : mb.response_ids.shape[1]] = forward(model, mb, temperature).float()
     model.train(was_training)
     return out
 
 
+@torch.no_grad()
+def masked_entropy(logits: Tensor, mask: Tensor, temperature: float = 1.0) -> float:
+    """Mean entropy of the sampling distribution over valid tokens; row by row so a 150k vocabulary
+    never needs a second (B, R, V) float32 copy."""
+    total = sum(float((entropy_from_logits(logits[b], temperature) * mask[b]).sum()) for b in range(logits.shape[0]))
+    return total / max(int(mask.sum()), 1)
+
+
 class Learner:
-    def __init__(self, model, cfg: OptimConfig):
+    """``forward``: None for a policy (log-probs from the LM logits, entropy logged), or a per-token
+    function ``forward(model, micro_batch, temperature) -> (B, R)`` for another model (a critic's values)."""
+
+    def __init__(self, model, cfg: OptimConfig, forward: Optional[Callable] = None):
         self.model = model
         self.cfg = cfg
+        self.forward = forward
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
 
@@ -181,12 +196,18 @@ class Learner:
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
             mb = batch.select(rows).trimmed()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-                logits = forward_logits(self.model, mb)
-                logprobs = token_logprobs(logits, mb.response_ids, temperature) * mb.response_mask
+                if self.forward is None:
+                    logits = forward_logits(self.model, mb)
+                    outputs = token_logprobs(logits, mb.response_ids, temperature) * mb.response_mask
+                else:
+                    outputs, logits = self.forward(self.model, mb, temperature), None
             # only a loss that asks (e.g. TDPO's full-vocabulary KL) keeps the (B, R, V) logits alive
             extra = (logits,) if getattr(loss_fn, "needs_logits", False) else ()
+            entropy = masked_entropy(logits, mb.response_mask, temperature) if logits is not None else None
             del logits
-            loss, metrics = loss_fn(mb, logprobs.float(), *extra)
+            loss, metrics = loss_fn(mb, outputs.float(), *extra)
+            if entropy is not None:
+                metrics = {**metrics, "entropy": entropy}
             (loss * scale).backward()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)

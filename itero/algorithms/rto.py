@@ -1,0 +1,63 @@
+"""RTO (§14): PPO whose per-token reward is a DPO model's implicit reward plus the outcome score.
+
+r_t = clamp(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c) − β_kl·(log π_old(y_t) − log π_ref(y_t))
+      + 1[t = last]·clamp(R, ±reward_clip),
+then GAE, whitening, PPO-clip and the clipped value loss exactly as ``ppo``. π_ref is the initial
+(SFT) model; π_dpo is loaded frozen from ``dpo_model_path`` (a folder written by an itero ``dpo``
+run: ``runs/<name>/iter_<k>/checkpoint``). Order as RTO's ``compute_reward``: scale by β₁, then
+clamp (only when c > 0). Defaults: RTO's script (β₁ 0.05, c 0.05, β_kl 0.01 as k1 in the reward,
+λ 0.95); the critic starts from the reward model when ``value_model: reward_model`` (RTO) or from
+the policy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from itero.algorithms import ppo
+from itero.batch import RolloutBatch
+
+rows_per_unit = 1
+select = ppo.select
+loss = ppo.loss
+value_loss = ppo.value_loss
+
+
+class Config(ppo.Config):
+    name: Literal["rto"] = "rto"  # type: ignore[assignment]
+    dpo_model_path: str = ""  # frozen DPO policy; required
+    dpo_reward_scale: float = Field(0.05, gt=0.0)  # β₁
+    dpo_reward_clip: float = Field(0.05, ge=0.0)  # c; 0 = no clamp
+    kl_mode: Literal["reward"] = "reward"  # RTO's KL is a reward term  # type: ignore[assignment]
+    reference: Literal["initial"] = "initial"  # the DPO reward is relative to the SFT model  # type: ignore[assignment]
+
+    needs_dpo_model: ClassVar[bool] = True
+
+    @property
+    def needs_reference(self) -> bool:
+        return True  # the DPO token reward needs log π_ref even when β_kl = 0
+
+    @model_validator(mode="after")
+    def _has_dpo_model(self):
+        if not self.dpo_model_path:
+            raise ValueError(
+                "algorithm=rto needs algorithm.dpo_model_path: a DPO policy folder, e.g. "
+                "runs/<dpo-run>/iter_1/checkpoint from `itero train configs/iterative_dpo.yaml`"
+            )
+        return self
+
+
+def dpo_token_rewards(dpo_logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, scale: float, clip: float) -> Tensor:
+    """clamp(β₁·(log π_dpo − log π_ref), ±c)·m per token (B, R); c = 0 leaves it unclamped."""
+    r = scale * (dpo_logprobs - ref_logprobs)
+    if clip > 0:
+        r = r.clamp(-clip, clip)
+    return r * mask.to(r.dtype)
+
+
+def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+    dpo = dpo_token_rewards(batch.dpo_logprobs, batch.ref_logprobs, batch.response_mask, cfg.dpo_reward_scale, cfg.dpo_reward_clip)
+    return ppo.prepare(batch, cfg, rewards=ppo.token_rewards(batch, cfg) + dpo)

@@ -1,0 +1,129 @@
+"""VinePPO (§11): PPO without a critic; step values are Monte-Carlo estimates from K continuations.
+
+Per response: split the text into reasoning steps (``core/steps.py``; steps concatenate back to the
+exact text), map every token to the step its first character lies in, and take the states
+s_i = prompt + the response tokens before step i's first token (i = 0 … S−1; s_0 is the prompt,
+shared by a prompt's n samples). Identical states across the batch are rolled out once: K
+continuations with the policy's own sampling settings, within the response's token budget,
+V̂(s_i) = mean reward of the full responses (prefix + continuation). Then with V̂(s_S) = 0 and the
+outcome R as the last step's reward, A_i = r_i + V̂(s_{i+1}) − V̂(s_i), every token of step i gets
+A_i, advantages are whitened over the batch and trained with the PPO actor loss + β·k3 KL loss.
+Defaults: VinePPO's configs (K 9, β 1e-4 with the k3 estimate clamped to 10, ratio threshold 10);
+``max_steps`` caps the estimated states per response (later steps get A = 0, VinePPO's back-fill).
+Departure: a step that shares its first token with the previous step (no token starts in it) has no
+state of its own; it is merged into that step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Literal, Optional
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, select_all, token_loss
+from itero.batch import RolloutBatch
+from itero.core.advantages import broadcast_step_advantages, step_advantages_from_mc_values
+from itero.core.masked import aggregation_weights, masked_whiten
+from itero.core.steps import dedup_states, split_steps, token_char_offsets, token_step_index
+
+
+class Config(PolicyGradientConfig):
+    name: Literal["vineppo"] = "vineppo"
+    num_rollouts: int = Field(9, ge=1)  # K continuations per state
+    max_steps: Optional[int] = Field(None, ge=1)  # states estimated per response (None = all)
+    min_step_chars: int = Field(8, ge=1)  # shorter fragments merge into the previous step
+    step_cut_after: str = ""  # extra step-ending characters, e.g. " " for the arithmetic task
+    beta: float = Field(1e-4, ge=0.0)  # k3 KL loss coefficient
+    kl_clamp: Optional[float] = Field(10.0, gt=0.0)
+    ratio_threshold: Optional[float] = Field(10.0, gt=1.0)
+    whiten_advantages: bool = True
+    loss_agg: LossAgg = "token-mean"
+
+    needs_mc_values: ClassVar[bool] = True
+
+
+rows_per_unit = 1
+select = select_all
+
+# rollout(states) -> (N, K) rewards; a state is (row, prefix_len): the row's prompt + its first prefix_len response tokens
+Rollout = Callable[[list[tuple[int, int]]], Tensor]
+
+
+@dataclass
+class StepPlan:
+    token_steps: Tensor  # (B, R) long, step index of each response token
+    state_lens: list[list[int]]  # per row, the prefix length (response tokens) of each estimated state
+
+
+def plan_steps(batch: RolloutBatch, cfg: Config, tokenizer) -> StepPlan:
+    """Steps of every response and the token prefix each state starts from."""
+    token_steps = torch.zeros(batch.response_ids.shape, dtype=torch.long)
+    state_lens: list[list[int]] = []
+    for row in range(batch.batch_size):
+        ids = batch.response_ids[row][batch.response_mask[row]].tolist()
+        offsets = token_char_offsets(tokenizer, ids)
+        text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        steps = split_steps(text, cfg.min_step_chars, cfg.step_cut_after) or [text]
+        index = token_step_index(steps, offsets) if ids else []
+        # renumber so that only steps where some token starts count; a state = the tokens before a step
+        starts = [t for t in range(len(index)) if t == 0 or index[t] != index[t - 1]]
+        dense = torch.zeros(len(index), dtype=torch.long)
+        for s, t in enumerate(starts):
+            dense[t:] = s
+        positions = batch.response_mask[row].nonzero().flatten()
+        token_steps[row, positions] = dense
+        state_lens.append(starts[: cfg.max_steps] if cfg.max_steps else starts)
+    return StepPlan(token_steps, state_lens)
+
+
+def estimate_advantages(batch: RolloutBatch, cfg: Config, tokenizer, rollout: Rollout) -> tuple[RolloutBatch, dict]:
+    """MC values of the de-duplicated states → step advantages → token ``advantages`` (unwhitened)."""
+    plan = plan_steps(batch, cfg, tokenizer)
+    keys = [
+        (tuple(batch.prompt_ids[row][batch.prompt_mask[row]].tolist()), tuple(batch.response_ids[row, :n].tolist()))
+        for row, lens in enumerate(plan.state_lens) for n in lens
+    ]
+    where = [(row, n) for row, lens in enumerate(plan.state_lens) for n in lens]
+    unique, index_map = dedup_states(keys)
+    first = {}
+    for i, u in enumerate(index_map):
+        first.setdefault(u, where[i])
+    rewards = rollout([first[u] for u in range(len(unique))]) if unique else torch.zeros(0, cfg.num_rollouts)
+    v_unique = rewards.float().mean(-1)  # (N,)
+    S = max((int(plan.token_steps[r].max()) + 1 if batch.response_mask[r].any() else 1) for r in range(batch.batch_size))
+    values = torch.full((batch.batch_size, S), float("nan"))  # NaN = not estimated (capped): back-filled
+    step_mask = torch.zeros(batch.batch_size, S, dtype=torch.bool)
+    step_rewards = torch.zeros(batch.batch_size, S)
+    i = 0
+    for row in range(batch.batch_size):
+        n_steps = int(plan.token_steps[row].max()) + 1 if batch.response_mask[row].any() else 1
+        step_mask[row, :n_steps] = True
+        step_rewards[row, n_steps - 1] = batch.scores[row]
+        for s in range(len(plan.state_lens[row])):
+            values[row, s] = v_unique[index_map[i]]
+            i += 1
+    step_adv = step_advantages_from_mc_values(step_rewards, values, step_mask)
+    advantages = broadcast_step_advantages(step_adv, plan.token_steps, batch.response_mask)
+    stats = {
+        "mc_states": len(index_map), "mc_unique_states": len(unique),
+        "mc_steps_per_response": float(step_mask.sum(-1).float().mean()),
+        # variance of each V̂ estimate (sample variance of the K rewards / K), averaged over states
+        "mc_value_variance": float((rewards.float().var(-1) / cfg.num_rollouts).mean()) if cfg.num_rollouts > 1 and len(unique) else 0.0,
+    }
+    return batch.replace(advantages=advantages), stats
+
+
+def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+    """Whitening and aggregation weights over the MC advantages the loop attached."""
+    mask = batch.response_mask
+    advantages = masked_whiten(batch.advantages, mask) if cfg.whiten_advantages else batch.advantages
+    return batch.replace(
+        advantages=advantages, token_weights=aggregation_weights(mask, cfg.loss_agg),
+    )
+
+
+def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:
+    return token_loss(batch, logprobs, cfg)
