@@ -39,7 +39,7 @@ def test_reward_presets():
         (["trainig.lr=1"], ["trainig", "did you mean 'training'"]),
         (["training.lr=abc"], ["training.lr", "'abc'", "number"]),
         (["algorithm=dpo", "generation.n_samples_per_prompt=1"], ["generation.n_samples_per_prompt=1", "at least 2"]),
-        (["algorithm=ppo"], ["algorithm", "'ppo'", "'dpo'", "'raft'"]),
+        (["algorithm=ppg"], ["algorithm", "'ppg'", "'dpo'", "'ppo'", "'vineppo'"]),
         (["training.batch_size=33"], ["training.batch_size=33", "micro_batch_size=32"]),
         (["generation.temperature=-1"], ["generation.temperature", "-1"]),
         (["loop.iterations"], ["key.sub=value"]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Optional
 
+import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
@@ -86,8 +87,10 @@ def prepare(batch: RolloutBatch, cfg: Config, rewards: Optional[Tensor] = None) 
     mask = batch.response_mask
     rewards = token_rewards(batch, cfg) if rewards is None else rewards
     values = batch.values if cfg.needs_critic else rewards.new_zeros(rewards.shape)
-    lam = cfg.lam if cfg.advantage_estimator == "gae" else 1.0
-    advantages, returns = gae(rewards, values, mask, cfg.gamma, lam)
+    if cfg.advantage_estimator == "gae":
+        advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+    else:  # the discounted return-to-go, no baseline (a critic, if any, still learns to predict it)
+        advantages, returns = gae(rewards, torch.zeros_like(rewards), mask, cfg.gamma, 1.0)
     if cfg.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
     return batch.replace(
@@ -104,7 +107,9 @@ def value_loss(batch: RolloutBatch, values: Tensor, cfg: Config) -> tuple[Tensor
     """Clipped value loss of the critic's ``values`` (B, R) against ``returns``, around V_old = ``batch.values``."""
     mask = batch.response_mask
     per_token = clipped_value_loss(values, batch.values, batch.returns, cfg.value_epsilon)
-    clipped = (values - batch.values).abs() > cfg.value_epsilon
+    # clipped = the clipped branch is the larger one, so its zero gradient is the one taken (verl's vf_clipfrac)
+    v_clipped = batch.values + (values - batch.values).clamp(-cfg.value_epsilon, cfg.value_epsilon)
+    clipped = (v_clipped - batch.returns) ** 2 > (values - batch.returns) ** 2
     return (batch.token_weights * per_token).sum(), {
         "value_clip_fraction": float(masked_mean(clipped.float(), mask)),
         "value_mean": float(masked_mean(values.detach(), mask)),
