@@ -243,16 +243,19 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     if units:
         reset = t.reset_optimizer_each_iteration or restart
         fit_args = dict(rows_per_unit=rt.algo.rows_per_unit, epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, temperature=logprob_temperature(rt))
-        rt.learner.start_phase(steps, reset=reset)
+        # one optimizer kept across iterations gets one schedule over the whole run (this iteration's
+        # step count × iterations), or its cosine would reach 0 at the end of iteration 1
+        horizon = steps if reset else steps * rt.cfg.loop.iterations
+        rt.learner.start_phase(horizon, reset=reset)
         if not reset and start is not None and (start / "trainer_state.pt").exists():
-            rt.learner.load_state(start, steps)
+            rt.learner.load_state(start, horizon)
         with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
             metrics.update(rt.learner.fit(
                 batch, loss_function(rt, start), **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)),
             ))
         if getattr(cfg, "needs_value_model", False) and cfg.needs_critic:
             critic = rt.ensure_critic(start)
-            critic.start_phase(steps, reset=reset)
+            critic.start_phase(horizon, reset=reset)
             with progress.stage(f"[iter {k}] train value model", steps, rt.cfg.logging.progress) as advance:
                 value_metrics = critic.fit(batch, lambda mb, v: rt.algo.value_loss(mb, v, cfg), **fit_args,
                                            on_step=lambda i, m: advance(1))

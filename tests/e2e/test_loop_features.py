@@ -70,3 +70,18 @@ def test_reward_model_in_the_loop_keeps_its_normalisation_across_iterations(tmp_
     assert abs(float(scores.mean())) < 1e-4 and scores.std() > 0.5  # normalised by a batch that counts itself
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert "eval/greedy_accuracy" in rows[-1]  # correctness still comes from the math grader
+
+
+@pytest.mark.slow
+def test_an_optimizer_kept_across_iterations_keeps_a_live_learning_rate(tmp_path):
+    # one schedule over the run: iteration 2 still trains (a per-iteration cosine would have reached 0)
+    overrides = TINY + [
+        "algorithm=grpo", "training.reset_optimizer_each_iteration=false", "training.epochs=1", "training.batch_size=16",
+        "training.micro_batch_size=16", f"logging.run_dir={tmp_path}", "logging.name=keep",
+    ]
+    run_dir = run(load_config(None, overrides))
+    first, second = (json.loads((run_dir / f"iter_{k}" / "train.json").read_text()) for k in (1, 2))
+    assert first["steps"] > 0 and second["steps"] > 0
+    assert second["lr"] > 0.1 * first["lr"]
+    state = torch.load(run_dir / "iter_2" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["optimizer"] is not None  # the optimizer state travels with the checkpoint
