@@ -27,6 +27,13 @@ EPILOG = {
           itero train configs/quickstart.yaml
           itero train configs/iterative_dpo.yaml algorithm.beta=0.2 loop.iterations=5
           itero train configs/quickstart.yaml algorithm.restart_from_base=true logging.name=restem
+
+        --dry-run validates CONFIG, prints the stage plan (prompts, samples, tokens to generate,
+        optimizer steps) and a GPU memory estimate per device for each model, and warns when it will
+        not fit distributed.gpu_memory_gb; it loads no model and writes nothing:
+          itero train configs/recipes/online_dpo_r1.yaml --dry-run
+          itero train configs/recipes/online_dpo_r1.yaml distributed.num_processes=4 distributed.strategy=zero2 --dry-run
+          itero train configs/recipes/samplers_safe_rlhf_mixp.yaml distributed.reference_device=cpu --dry-run
     """,
     "report": """
         Writes RUN_DIR/report.png (accuracy and reward per iteration, the SFT start as a line) and
@@ -101,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = _add(sub, name, help)
         if name == "train":
             p.add_argument("config", help="YAML config file, e.g. configs/quickstart.yaml")
+            p.add_argument("--dry-run", action="store_true",
+                           help="validate, print the stage plan and GPU memory per device; load no model, run nothing")
         p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value")
         p.add_argument("--force", action="store_true", help="continue an existing run directory with a changed config")
         p.add_argument("--new", action="store_true", help="start a fresh run beside an existing one of the same name")
@@ -153,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     from itero.tracking.rundir import RunDirError
 
     try:
+        if args.command == "train" and args.dry_run:
+            from itero.planning.dry_run import dry_run
+
+            text, warnings = dry_run(args.config, args.overrides)
+            print(text + "".join(f"\n\nWARNING: {w}" for w in warnings))
+            return 0
         if args.command in ("quickstart", "train"):
             from transformers.utils import logging as hf_logging
 

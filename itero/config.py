@@ -78,7 +78,7 @@ class TaskConfig(Section):
 
 
 class GenerationConfig(Section):
-    backend: Literal["hf"] = "hf"
+    backend: Literal["hf", "vllm"] = "hf"
     n_samples_per_prompt: int = Field(8, ge=1)
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -89,12 +89,24 @@ class GenerationConfig(Section):
     sampler: Literal["online", "ref", "gshf", "mixp"] = "online"
     sampler_from_iteration: int = Field(1, ge=1)  # earlier iterations sample online (the samplers paper: 2)
     mixp_on_policy_samples: int = Field(0, ge=0)  # mixp: the first m samples of a prompt plain on-policy
+    # backend=vllm (itero/generation/vllm.py, needs a CUDA GPU): the engine shares each GPU with the learner.
+    vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)  # fraction of GPU memory vLLM may take
+    vllm_sleep_mode: bool = False  # release the engine's GPU memory while the learner trains
+    vllm_prefix_caching: bool = True  # n samples of a prompt (and VinePPO rollouts of a prefix) share its KV
+    # Truncated importance sampling (itero/core/importance.py): weight policy-gradient tokens by
+    # min(π_old/π_sampler, tis_cap) to correct the engine/learner log-prob mismatch; None = off.
+    tis_cap: Optional[float] = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _sampler_fits_n(self):
         from itero.samplers.sources import plan  # validates the split of n among the sources
 
         plan(self.sampler, self.n_samples_per_prompt, self.mixp_on_policy_samples)
+        if self.backend == "vllm" and self.sampler == "mixp":
+            raise ValueError(
+                "generation.sampler=mixp mixes two models' logits token by token, which only generation.backend=hf "
+                "does; use backend=hf, or another sampler (online, ref, gshf) with vllm"
+            )
         return self
 
 
@@ -210,6 +222,31 @@ class LoggingConfig(Section):
     progress: bool = True
 
 
+class DistributedConfig(Section):
+    """The GPUs a run is planned for: sizes the dry-run's memory estimate and the accelerate launch."""
+
+    num_processes: int = Field(1, ge=1)  # GPUs in total (one process per GPU), over all nodes
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["ddp", "fsdp", "zero2", "zero3"] = "ddp"  # what is sharded over num_processes
+    gpu_memory_gb: float = Field(80.0, gt=0.0)  # per GPU, in GiB (an "80 GB" A100/H100 has 80 GiB)
+    reference_device: Literal["same", "cpu"] = "same"  # frozen models (reference, reward model) on the GPUs or CPU
+    gradient_checkpointing: bool = False
+    offload_optimizer: bool = False  # AdamW state in CPU RAM (DeepSpeed CPU Adam; VinePPO and RTO run ZeRO-2 so)
+    # Longest prompt in tokens: itero does not truncate prompts, so the KV-cache and activation
+    # estimates need it (the sources cut prompts at 1000 tokens for Online-DPO-R1, 128 for Safe-RLHF).
+    # None: what the policy's context leaves after generation.max_new_tokens (1024 if unknown).
+    max_prompt_tokens: Optional[int] = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _same_gpus_per_node(self):
+        if self.num_processes % self.num_nodes:
+            raise ValueError(
+                f"distributed.num_processes={self.num_processes} must be divisible by "
+                f"distributed.num_nodes={self.num_nodes}: every node runs the same number of GPUs"
+            )
+        return self
+
+
 class Config(Section):
     model: ModelConfig = ModelConfig()
     task: TaskConfig = TaskConfig()
@@ -221,6 +258,7 @@ class Config(Section):
     loop: LoopConfig = LoopConfig()
     eval: EvalConfig = EvalConfig()
     logging: LoggingConfig = LoggingConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -236,6 +274,12 @@ class Config(Section):
             raise ValueError(
                 f"generation.n_samples_per_prompt={n}: algorithm {self.algorithm.name!r} needs at least "
                 f"{needed} samples per prompt"
+            )
+        batch, gpus = self.training.batch_size, self.distributed.num_processes
+        if batch % gpus:
+            raise ValueError(
+                f"training.batch_size={batch} must be divisible by distributed.num_processes={gpus}, so that "
+                f"every GPU trains the same number of examples per optimizer step"
             )
         return self
 
