@@ -67,6 +67,8 @@ EPILOG = {
         examples:
           itero compare runs/quickstart runs/quickstart-dpo
           itero compare runs/online runs/gshf runs/mixp --metric eval/pass@4 --out runs/samplers
+          itero compare runs/raft runs/grpo runs/ppo runs/vineppo --x seconds   # on a common wall-clock budget
+          itero compare runs/raft runs/grpo runs/ppo runs/vineppo --x tokens    # ... or tokens generated
     """,
     "grade": """
         examples:
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--metric", default="eval/greedy_accuracy", help="a key of metrics.jsonl (default: eval/greedy_accuracy)")
     p.add_argument("--out", default="compare", help="output stem: writes OUT.png and OUT.md (default: ./compare)")
+    p.add_argument("--x", default="iteration", choices=("iteration", "seconds", "tokens"),
+                   help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated")
 
     from itero.bandit import cli as bandit_cli
     from itero.evaluation import cli as eval_cli
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from itero.tracking.compare import compare
 
-            png, table = compare(args.run_dirs, args.metric, args.out)
+            png, table = compare(args.run_dirs, args.metric, args.out, args.x)
             print(f"{table}\n\nplot: {png}")
             return 0
         if args.command in ("eval", "kl"):

@@ -75,14 +75,11 @@ def warm_up(rt: Runtime) -> Optional[Path]:
 
 def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
     d = rt.run / f"iter_{k}"
-    if not (d / "rollouts.pt").exists():
-        generate(rt, d, k, start)
-    if not (d / "scored.pt").exists():
-        score(rt, d, k)
-    if not (d / "prepared.pt").exists():
-        prepare(rt, d, k, start)
-    if not (d / "checkpoint").exists():
-        train(rt, d, k, start)
+    for output, stage in (("rollouts.pt", generate), ("scored.pt", score), ("prepared.pt", prepare), ("checkpoint", train)):
+        if not (d / output).exists():
+            t0 = time.perf_counter()
+            stage(rt, d, k, start)
+            record_time(d, stage.__name__, time.perf_counter() - t0)
     if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
         evaluate(rt, d, d / "checkpoint")
     e = rt.cfg.eval
@@ -128,7 +125,14 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     atomic_torch_save(d / "rollouts.pt", batch)
 
 
-def score(rt: Runtime, d: Path, k: int) -> None:
+def record_time(d: Path, stage: str, seconds: float) -> None:
+    """Wall-clock seconds per stage in ``time.json`` (compare plots accuracy against their running sum)."""
+    f = d / "time.json"
+    times = json.loads(f.read_text()) if f.exists() else {}
+    atomic_write_json(f, {**times, stage: seconds})
+
+
+def score(rt: Runtime, d: Path, k: int, start: Optional[Path] = None) -> None:
     batch = torch.load(d / "rollouts.pt", weights_only=False)
     norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
     if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
@@ -184,8 +188,9 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         selected = selected.replace(values=compute_values(rt.ensure_critic(start).model, selected, mbs))
     if getattr(cfg, "needs_mc_values", False) and selected.batch_size:
         rt.ensure_policy(start)
-        selected, mc_stats = algo.estimate_advantages(selected, cfg, rt.tokenizer, mc_rollout(rt, selected, k))
-        stats.update(mc_stats)
+        rollout = mc_rollout(rt, selected, k)
+        selected, mc_stats = algo.estimate_advantages(selected, cfg, rt.tokenizer, rollout)
+        stats.update(mc_stats, mc_tokens=rollout.counted["tokens"])
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
     mask = prepared.response_mask
     if prepared.advantages is not None and int(mask.sum()) > 1:
@@ -205,6 +210,7 @@ def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
     """VinePPO's rollout function: K continuations of each state with the policy's sampling settings,
     each within what is left of its response's token budget; (N, K) rewards of prefix + continuation."""
     K, max_new = rt.cfg.algorithm.num_rollouts, rt.cfg.generation.max_new_tokens
+    counted = {"tokens": 0}  # continuation tokens generated, for the tokens axis of a comparison
 
     def rollout(states: list[tuple[int, int]]) -> torch.Tensor:
         params = dataclasses.replace(rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k + 50_000), n=K)
@@ -219,6 +225,7 @@ def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
         prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
         prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
         out = rt.generator.generate(prompts, params)
+        counted["tokens"] += int(out.response_lengths.sum())
         texts, answers, prompt_texts = [], [], []
         for i in range(out.batch_size):
             row, n = part[i // K]
@@ -228,6 +235,7 @@ def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
             prompt_texts.append(batch.prompt_texts[row] if batch.prompt_texts else "")
         return rt.reward.grade(texts, answers, prompts=prompt_texts)[0]
 
+    rollout.counted = counted
     return rollout
 
 

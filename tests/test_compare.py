@@ -37,3 +37,27 @@ def test_missing_metric_names_what_the_run_has(tmp_path):
         load_runs([run], "eval/pass@4")
     with pytest.raises(RunDirError, match="no metrics.jsonl"):
         load_runs([tmp_path / "nothing"], "eval/greedy_accuracy")
+
+
+def test_budget_axes_are_running_sums_and_the_table_reads_each_run_within_the_smallest_budget(tmp_path):
+    def timed_run(name, accuracies, seconds, tokens, mc_tokens=0):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"iteration": 0, "eval/greedy_accuracy": accuracies[0]}]
+        for k, a in enumerate(accuracies[1:], start=1):  # 4 timed stages of seconds/4 each
+            rows.append({"iteration": k, "eval/greedy_accuracy": a, "generate/tokens": tokens, "prepare/mc_tokens": mc_tokens,
+                         **{f"time/{s}": seconds / 4 for s in ("generate", "score", "prepare", "train")}, "time/eval": 99.0})
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return run
+
+    fast = timed_run("fast", [0.3, 0.4, 0.5, 0.6], seconds=10, tokens=100)
+    slow = timed_run("slow", [0.3, 0.7], seconds=25, tokens=100, mc_tokens=300)
+    curves = load_runs([fast, slow], "eval/greedy_accuracy", x="seconds")
+    assert curves["fast"] == [(0, 0.3), (10, 0.4), (20, 0.5), (30, 0.6)]  # evaluation time is not counted
+    assert curves["slow"] == [(0, 0.3), (25, 0.7)]
+    table = compare_table(curves, "eval/greedy_accuracy", x="seconds").splitlines()
+    assert table[0].endswith("within 25 s |")  # the smaller of the two totals (30 s, 25 s)
+    assert table[2].endswith("| 50.0% |") and table[3].endswith("| 70.0% |")  # fast had reached 20 s ≤ 25 s
+    tokens = load_runs([fast, slow], "eval/greedy_accuracy", x="tokens")
+    assert tokens["slow"] == [(0, 0.3), (400, 0.7)]  # samples + MC continuations
+    assert compare_table(tokens, "eval/greedy_accuracy", x="tokens").splitlines()[2].endswith("| 60.0% |")

@@ -2,6 +2,10 @@
 
 For comparing algorithms, samplers or losses on one task: every run's metrics.jsonl is read as it
 is, runs of different lengths are fine, and a run that has not finished shows what it has so far.
+``x="seconds"`` or ``"tokens"`` puts the runs on a common budget instead of the iteration: the running
+sum of the generate/score/prepare/train wall-clock (``time.json``), or of the tokens generated
+(samples plus VinePPO's Monte-Carlo continuations); the table then adds the value each run had
+reached within the smallest run's total budget.
 """
 
 from __future__ import annotations
@@ -14,16 +18,33 @@ from itero.tracking.report import save_figure
 from itero.tracking.rundir import RunDirError, atomic_write_text
 
 DEFAULT_METRIC = "eval/greedy_accuracy"
+X_AXES = ("iteration", "seconds", "tokens")
+_TIMED = ("time/generate", "time/score", "time/prepare", "time/train")
 
 
-def load_runs(run_dirs: Sequence[str | Path], metric: str) -> dict[str, list[tuple[int, float]]]:
-    """{run name: [(iteration, value), ...]}; a run without that metric is an error naming what it has."""
-    curves: dict[str, list[tuple[int, float]]] = {}
+def budget_used(rows: list[dict], x: str) -> dict[int, float]:
+    """Iteration → running sum of the budget ``x`` spent up to and including it (0 at the start)."""
+    total, out = 0.0, {}
+    for r in rows:
+        if x == "seconds":
+            total += sum(r.get(key, 0.0) for key in _TIMED)
+        else:
+            total += r.get("generate/tokens", 0) + r.get("prepare/mc_tokens", 0)
+        out[int(r["iteration"])] = total
+    return out
+
+
+def load_runs(run_dirs: Sequence[str | Path], metric: str, x: str = "iteration") -> dict[str, list[tuple[float, float]]]:
+    """{run name: [(x, value), ...]}; a run without that metric is an error naming what it has."""
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
+    curves: dict[str, list[tuple[float, float]]] = {}
     for run in map(Path, run_dirs):
         if not (run / "metrics.jsonl").exists():
             raise RunDirError(f"{run} has no metrics.jsonl; is it a run directory (itero train ...)?")
         rows = read_metrics(run)
-        points = [(int(r["iteration"]), float(r[metric])) for r in rows if metric in r]
+        at = budget_used(rows, x) if x != "iteration" else {int(r["iteration"]): int(r["iteration"]) for r in rows}
+        points = [(at[int(r["iteration"])], float(r[metric])) for r in rows if metric in r]
         if not points:
             known = sorted({k for r in rows for k in r if k != "iteration"})
             raise RunDirError(f"{run} has no {metric!r}; it has: {', '.join(known)}")
@@ -32,21 +53,28 @@ def load_runs(run_dirs: Sequence[str | Path], metric: str) -> dict[str, list[tup
     return curves
 
 
-def compare_table(curves: dict[str, list[tuple[int, float]]], metric: str) -> str:
-    """Markdown: per run the value at iteration 0 (start), the best (and where), and the last."""
+def compare_table(curves: dict[str, list[tuple[float, float]]], metric: str, x: str = "iteration") -> str:
+    """Markdown: per run the value at the start, the best (and where), the last, and with a budget
+    axis the value reached within the smallest run's total budget (the last point at or below it)."""
     pct = "accuracy" in metric or metric.split("/")[-1].startswith(("pass@", "mean_accuracy", "maj@"))
     fmt = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.4g}")
-    lines = [f"| run | start | best (iteration) | last (iteration) | last − start |", "|---|---:|---:|---:|---:|"]
+    where = (lambda k: f"{int(k)}") if x == "iteration" else (lambda k: f"{k:.3g} {'s' if x == 'seconds' else 'tok'}")
+    budget = min(pts[-1][0] for pts in curves.values()) if x != "iteration" else None
+    head = "| run | start | best (at) | last (at) | last − start |" + (f" within {where(budget)} |" if budget is not None else "")
+    lines = [head, "|---|---:|---:|---:|---:|" + ("---:|" if budget is not None else "")]
     for name, pts in curves.items():
         start = next((v for k, v in pts if k == 0), None)
         best_k, best = max(pts, key=lambda p: (p[1], -p[0]))
         last_k, last = pts[-1]
         gain = "" if start is None else (f"{100 * (last - start):+.1f}" if pct else f"{last - start:+.4g}")
-        lines.append(f"| {name} | {'' if start is None else fmt(start)} | {fmt(best)} ({best_k}) | {fmt(last)} ({last_k}) | {gain} |")
+        row = f"| {name} | {'' if start is None else fmt(start)} | {fmt(best)} ({where(best_k)}) | {fmt(last)} ({where(last_k)}) | {gain} |"
+        if budget is not None:
+            row += f" {fmt([v for k, v in pts if k <= budget][-1])} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
-def plot_curves(curves: dict[str, list[tuple[int, float]]], metric: str, path: Path) -> Path:
+def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path: Path, x: str = "iteration") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,18 +84,23 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], metric: str, path: P
     scale = 100 if "accuracy" in metric or "pass@" in metric else 1
     for name, pts in curves.items():
         ax.plot([k for k, _ in pts], [scale * v for _, v in pts], "o-", label=name)
-    ax.set(xlabel="iteration (0 = start)", ylabel=metric + (" (%)" if scale == 100 else ""), title=metric)
+    xlabel = {"iteration": "iteration (0 = start)", "seconds": "wall-clock seconds (generate + score + prepare + train)",
+              "tokens": "tokens generated (samples + MC continuations)"}[x]
+    ax.set(xlabel=xlabel, ylabel=metric + (" (%)" if scale == 100 else ""), title=metric)
     ax.grid(alpha=0.3)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    if x == "iteration":
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
-def compare(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None) -> tuple[Path, str]:
+def compare(
+    run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None, x: str = "iteration"
+) -> tuple[Path, str]:
     """Writes OUT.png and OUT.md (default: compare.png / compare.md in the current folder); returns (png, table)."""
-    curves = load_runs(run_dirs, metric)
-    table = compare_table(curves, metric)
+    curves = load_runs(run_dirs, metric, x)
+    table = compare_table(curves, metric, x)
     stem = Path(out) if out else Path("compare")
-    png = plot_curves(curves, metric, stem.with_suffix(".png"))
+    png = plot_curves(curves, metric, stem.with_suffix(".png"), x)
     atomic_write_text(stem.with_suffix(".md"), f"# {metric}\n\n![{metric}]({png.name})\n\n{table}\n")
     return png, table

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from itero.tracking.rundir import atomic_write_text
 
-STAGES = ("generate", "score", "prepare", "train", "eval", "bench")
+STAGES = ("generate", "score", "prepare", "train", "eval", "bench", "time")
 
 
 def iteration_dirs(run_dir: Path) -> list[tuple[int, Path]]:
