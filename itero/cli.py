@@ -152,6 +152,10 @@ def _train(args, config_path) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = run(cfg, force=args.force, new=args.new)
+    from itero.distributed import current
+
+    if not current().is_main:  # under torchrun / accelerate launch rank 0 reports
+        return 0
     png, md, table = write_report(run_dir)
     info(f"\n{table}\n\nplot: {png}\nreport: {md}\nmetrics: {run_dir / 'metrics.jsonl'}")
     return 0

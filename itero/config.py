@@ -85,6 +85,8 @@ class GenerationConfig(Section):
     top_k: int = Field(0, ge=0)
     max_new_tokens: int = Field(48, gt=0)
     batch_size: int = Field(512, gt=0)  # rows per forward pass
+    # prompts per generate call, each call seeded by its offset; the unit of data-parallel sharding
+    prompts_per_call: int = Field(64, gt=0)
     # Which model generates each prompt's samples (itero/samplers/sources.py): online | ref | gshf | mixp.
     sampler: Literal["online", "ref", "gshf", "mixp"] = "online"
     sampler_from_iteration: int = Field(1, ge=1)  # earlier iterations sample online (the samplers paper: 2)

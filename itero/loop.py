@@ -24,7 +24,8 @@ from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_
 from itero.core.masked import explained_variance
 from itero.evaluation.task_eval import evaluate_task
 from itero.models.loading import load_model
-from itero.runtime import Runtime, build_runtime, preflight
+from itero import distributed
+from itero.runtime import Runtime, build_base_model, build_runtime, preflight
 from itero.samplers import sources
 from itero.tracking import progress
 from itero.tracking.metrics import write_metrics
@@ -33,9 +34,16 @@ from itero.training.learner import compute_logprobs, forward_logits
 
 
 def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
+    """The whole run; under ``torchrun`` / ``accelerate launch`` every rank calls this (itero/distributed.py)."""
     torch.manual_seed(cfg.loop.seed)
+    dist = distributed.init()
+    if not dist.is_main:  # one progress display and one log, from rank 0
+        cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": False})})
     task = preflight(cfg)
-    run_dir = prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new)
+    run_dir = dist.broadcast_object(prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new) if dist.is_main else None)
+    if dist.is_main:
+        build_base_model(cfg, run_dir)  # the tiny model is built once, then every rank loads it
+    dist.barrier()
     rt = build_runtime(cfg, run_dir, task)
     start = warm_up(rt)
     for k in range(1, cfg.loop.iterations + 1):
@@ -47,7 +55,7 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
 def warm_up(rt: Runtime) -> Optional[Path]:
     """SFT on the task's worked solutions; returns the checkpoint RL starts from (None = base model)."""
     cfg, d = rt.cfg.sft, rt.run / "sft"
-    if cfg.enabled and not (d / "checkpoint").exists():
+    if cfg.enabled and pending(d / "checkpoint"):
         examples = [p for p in rt.task.train if p.solution][: cfg.num_examples]
         if not examples:
             raise ValueError("sft.enabled is true but the task has no worked solutions; set sft.enabled=false")
@@ -76,16 +84,22 @@ def warm_up(rt: Runtime) -> Optional[Path]:
 def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
     d = rt.run / f"iter_{k}"
     for output, stage in (("rollouts.pt", generate), ("scored.pt", score), ("prepared.pt", prepare), ("checkpoint", train)):
-        if not (d / output).exists():
+        if pending(d / output):
             t0 = time.perf_counter()
             stage(rt, d, k, start)
             record_time(d, stage.__name__, time.perf_counter() - t0)
+            distributed.current().barrier()  # rank 0 has written the stage's output; the others read it
     if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
         evaluate(rt, d, d / "checkpoint")
     e = rt.cfg.eval
     if e.benchmarks and (k % e.benchmarks_every == 0 or k == rt.cfg.loop.iterations):
         evaluate_on_benchmarks(rt, d, d / "checkpoint")
     return d / "checkpoint"
+
+
+def pending(output: Path) -> bool:
+    """Whether a stage still has to run, as rank 0 sees it: all ranks must take the same branch."""
+    return distributed.current().broadcast_object(not output.exists())
 
 
 def prompts_for(rt: Runtime, k: int) -> list:
@@ -103,18 +117,21 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k)
     g = rt.cfg.generation
     plan = sources.plan(g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples)
-    t0, parts, chunk = time.perf_counter(), [], 64
+    t0, parts, chunk, dist = time.perf_counter(), [], g.prompts_per_call, distributed.current()
     with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
         for s in range(0, len(problems), chunk):
+            if not dist.mine(s // chunk):  # data parallel: chunk i on rank i mod W, seeded by its offset
+                continue
             ps = problems[s : s + chunk]
             texts = [rt.task.render(p) for p in ps]
             b = sources.generate(
                 rt.generator, rt.initial_policy, [rt.encode(t) for t in texts],
                 dataclasses.replace(params, seed=params.seed + s), plan, prompt_texts=texts, answers=[p.answer for p in ps],
             )
-            parts.append(b.replace(group_ids=b.group_ids + s))
-            advance(len(ps))
-    batch = RolloutBatch.concat(parts, rt.tokenizer.pad_token_id)
+            parts.append((s, b.replace(group_ids=b.group_ids + s)))
+            advance(len(ps) * dist.world_size)
+    parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
+    batch = RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
     seconds = time.perf_counter() - t0
     tokens = int(batch.response_lengths.sum())
     atomic_write_json(d / "generate.json", {
@@ -305,7 +322,7 @@ def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
 
 
 def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
-    if (d / "eval.json").exists():
+    if (d / "eval.json").exists() or not distributed.current().is_main:  # rank 0 evaluates; the rest go on
         return
     rt.ensure_policy(checkpoint)
     e = rt.cfg.eval
@@ -322,7 +339,7 @@ def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
 
 def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
     """The configured math benchmarks; responses in ``d/eval/``, each benchmark resumable on its own."""
-    if (d / "bench.json").exists():
+    if (d / "bench.json").exists() or not distributed.current().is_main:
         return
     from itero.evaluation.runner import evaluate_benchmarks
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,7 +21,16 @@ class RunDirError(RuntimeError):
     pass
 
 
+def _writes() -> bool:
+    """Only rank 0 writes the run directory; other data-parallel ranks read what it wrote."""
+    from itero.distributed import current
+
+    return current().is_main
+
+
 def atomic_write_text(path: Path, text: str) -> None:
+    if not _writes():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -39,6 +49,8 @@ def atomic_write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
+    if not _writes():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -48,6 +60,13 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``path`` only when the block completes."""
+    if not _writes():  # a non-writing rank runs the block into a scratch folder that is thrown away
+        scratch = Path(tempfile.mkdtemp(prefix="itero-rank-"))
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

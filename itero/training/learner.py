@@ -21,6 +21,7 @@ from torch import Tensor
 
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
+from itero.distributed import current
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
 # as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
@@ -191,8 +192,10 @@ class Learner:
         scale = num_units / len(units)
         micro_size = micro_batch_size or self.cfg.micro_batch_size
         sums: dict[str, float] = {"loss": 0.0}
-        for start in range(0, len(units), micro_size):
-            micro = units[start : start + micro_size]
+        dist = current()
+        mine = units[dist.rank :: dist.world_size]  # data parallel: this rank's share of the mini-batch
+        for start in range(0, len(mine), micro_size):
+            micro = mine[start : start + micro_size]
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
             mb = batch.select(rows).trimmed()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
@@ -212,7 +215,8 @@ class Learner:
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)
             sums["loss"] += float(loss.detach()) * scale
-        return sums
+        dist.all_reduce_gradients(self.model.parameters())
+        return dist.reduce_metrics(sums)
 
     def apply(self) -> dict[str, float]:
         """Clip, step the optimizer and the schedule, clear gradients."""
