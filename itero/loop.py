@@ -21,6 +21,7 @@ from itero.algorithms import sft
 from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
+from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
 from itero.evaluation.task_eval import evaluate_task
 from itero.models.loading import load_model
@@ -128,7 +129,7 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
                 rt.generator, rt.initial_policy, [rt.encode(t) for t in texts],
                 dataclasses.replace(params, seed=params.seed + s), plan, prompt_texts=texts, answers=[p.answer for p in ps],
             )
-            parts.append((s, b.replace(group_ids=b.group_ids + s)))
+            parts.append((s, b.to("cpu").replace(group_ids=b.group_ids.cpu() + s)))
             advance(len(ps) * dist.world_size)
     parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
     batch = RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
@@ -209,6 +210,12 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         selected, mc_stats = algo.estimate_advantages(selected, cfg, rt.tokenizer, rollout)
         stats.update(mc_stats, mc_tokens=rollout.counted["tokens"])
     prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
+    cap = rt.cfg.generation.tis_cap
+    if cap is not None and prepared.token_weights is not None and prepared.old_logprobs is not None:
+        # truncated importance sampling: the engine sampled from π_sampler, the learner's π_old differs a little
+        w = tis_weights(prepared.old_logprobs, prepared.sampler_logprobs, prepared.response_mask, cap)
+        prepared = prepared.replace(token_weights=prepared.token_weights * w)
+        stats.update(tis_weight_mean=float(w[prepared.response_mask].mean()))
     mask = prepared.response_mask
     if prepared.advantages is not None and int(mask.sum()) > 1:
         adv = prepared.advantages[mask]  # over valid tokens, as verl logs them
@@ -241,7 +248,7 @@ def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
     def _rollout_chunk(part: list[tuple[int, int]], params) -> list[float]:
         prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
         prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
-        out = rt.generator.generate(prompts, params)
+        out = rt.generator.generate(prompts, params).to("cpu")
         counted["tokens"] += int(out.response_lengths.sum())
         texts, answers, prompt_texts = [], [], []
         for i in range(out.batch_size):

@@ -7,6 +7,7 @@ checkpoint its weights came from, so a resumed run loads weights only where a st
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +39,8 @@ class Runtime:
     reward: MathReward  # or a RewardModel (same grade signature)
     algo: ModuleType
     policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
+    device: torch.device = torch.device("cpu")
+    generator_source: object = "base"  # checkpoint a separate engine's weights equal (hf shares the policy)
     critic: Optional[Learner] = None  # PPO / RTO value model and its optimizer, built by ensure_critic
     critic_source: Optional[str] = None
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
@@ -52,17 +55,25 @@ class Runtime:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def ensure_policy(self, checkpoint: Optional[Path]) -> None:
-        """Make the in-memory policy hold the weights of ``checkpoint`` (None = the base model)."""
-        if checkpoint == self.policy_source:
-            return
-        load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
-        self.policy_source = checkpoint
+        """Make the in-memory policy hold the weights of ``checkpoint`` (None = the base model), and a
+        separate generation engine (vLLM) serve them too."""
+        if checkpoint != self.policy_source:
+            load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
+            self.policy_source = checkpoint
+        if hasattr(self.generator, "update_weights") and self.generator_source != self.policy_source:
+            self.generator.update_weights(self.policy)  # checks that the engine serves the new weights
+            self.generator_source = self.policy_source
+
+    @property
+    def frozen_device(self) -> torch.device:
+        """Where the reference, DPO and reward models live: beside the policy, or offloaded to CPU."""
+        return torch.device("cpu") if self.cfg.distributed.reference_device == "cpu" else self.device
 
     def initial_policy(self) -> torch.nn.Module:
         """The initial policy as a frozen model (reference for ``reference: initial``), loaded once."""
         if self._initial is None:
             checkpoint = self.initial_checkpoint
-            self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype)
+            self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype, device=self.frozen_device)
             self._initial.requires_grad_(False).eval()
         return self._initial
 
@@ -81,14 +92,14 @@ class Runtime:
             else:
                 initial = self.initial_checkpoint
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
-            self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
+            self.critic = Learner(model.to(self.device), dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
             self.critic_source = source
         return self.critic
 
     def frozen_model(self, path: str) -> torch.nn.Module:
         """A frozen causal LM loaded once (RTO's DPO policy)."""
         if path not in self._frozen:
-            self._frozen[path] = load_model(path, dtype=self.cfg.model.dtype).requires_grad_(False).eval()
+            self._frozen[path] = load_model(path, dtype=self.cfg.model.dtype, device=self.frozen_device).requires_grad_(False).eval()
         return self._frozen[path]
 
     def sampling_params(self, seed: int) -> SamplingParams:
@@ -119,7 +130,7 @@ def build_base_model(cfg: Config, run: Path) -> str:
     return str(base)
 
 
-def build_reward(cfg: Config):
+def build_reward(cfg: Config, device: torch.device | str = "cpu"):
     """MathReward, or a RewardModel whose correctness flags (for the logs) come from the math grader."""
     r = cfg.reward
     verifier = MathReward(r.correct, r.wrong, r.no_answer)
@@ -129,6 +140,7 @@ def build_reward(cfg: Config):
 
     return RewardModel.from_pretrained(
         r.model_path, normalize=r.normalize, clip=r.clip, batch_size=r.batch_size, template=r.template, verifier=verifier,
+        device=str(device),
     )
 
 
@@ -145,10 +157,31 @@ def preflight(cfg: Config) -> Task:
     return build_task(cfg.task)
 
 
+def build_generator(cfg: Config, base_path: str, tokenizer, policy):
+    """The hf backend shares the policy module; vLLM runs its own engine, synced by ensure_policy."""
+    g = cfg.generation
+    if g.backend == "hf":
+        return HFGenerator(policy, tokenizer, batch_size=g.batch_size)
+    from itero.generation.vllm import VLLMGenerator
+
+    return VLLMGenerator(
+        base_path, tokenizer, gpu_memory_utilization=g.vllm_gpu_memory_utilization, enable_sleep_mode=g.vllm_sleep_mode,
+        enable_prefix_caching=g.vllm_prefix_caching, dtype=cfg.model.dtype, seed=cfg.loop.seed,
+    )
+
+
+def local_device() -> torch.device:
+    """This process's GPU (LOCAL_RANK under torchrun / accelerate launch), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     base_path = build_base_model(cfg, run)
     tokenizer = load_tokenizer(base_path)
-    policy = load_model(base_path, dtype=cfg.model.dtype)
+    device = local_device()
+    policy = load_model(base_path, dtype=cfg.model.dtype, device=device)
     t = cfg.training
     learner = Learner(
         policy,
@@ -159,8 +192,9 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
         ),
     )
     return Runtime(
-        cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy,
-        generator=HFGenerator(policy, tokenizer, batch_size=cfg.generation.batch_size),
+        cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy, device=device,
+        generator=build_generator(cfg, base_path, tokenizer, policy),
         learner=learner, task=task,
-        reward=build_reward(cfg), algo=ALGORITHMS[cfg.algorithm.name],
+        reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device),
+        algo=ALGORITHMS[cfg.algorithm.name],
     )

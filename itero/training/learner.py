@@ -72,10 +72,11 @@ def compute_logprobs(
     was_training = model.training
     model.eval()
     out = torch.zeros(batch.response_ids.shape, dtype=torch.float32)
+    device = next(model.parameters()).device
     for start in range(0, batch.batch_size, micro_batch_size):
         rows = list(range(start, min(start + micro_batch_size, batch.batch_size)))
-        mb = batch.select(rows).trimmed()
-        out[start : start + len(rows), : mb.response_ids.shape[1]] = forward(model, mb, temperature).float()
+        mb = batch.select(rows).trimmed().to(device)
+        out[start : start + len(rows), : mb.response_ids.shape[1]] = forward(model, mb, temperature).float().cpu()
     model.train(was_training)
     return out
 
@@ -192,13 +193,13 @@ class Learner:
         scale = num_units / len(units)
         micro_size = micro_batch_size or self.cfg.micro_batch_size
         sums: dict[str, float] = {"loss": 0.0}
-        dist = current()
+        dist, device = current(), next(self.model.parameters()).device
         mine = units[dist.rank :: dist.world_size]  # data parallel: this rank's share of the mini-batch
         for start in range(0, len(mine), micro_size):
             micro = mine[start : start + micro_size]
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
-            mb = batch.select(rows).trimmed()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            mb = batch.select(rows).trimmed().to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 if self.forward is None:
                     logits = forward_logits(self.model, mb)
                     outputs = token_logprobs(logits, mb.response_ids, temperature) * mb.response_mask

@@ -85,3 +85,20 @@ def test_an_optimizer_kept_across_iterations_keeps_a_live_learning_rate(tmp_path
     assert second["lr"] > 0.1 * first["lr"]
     state = torch.load(run_dir / "iter_2" / "checkpoint" / "trainer_state.pt", weights_only=False)
     assert state["optimizer"] is not None  # the optimizer state travels with the checkpoint
+
+
+@pytest.mark.slow
+def test_truncated_importance_sampling_weights_are_one_when_the_sampler_is_the_learner(tmp_path):
+    # the hf backend samples with the learner's own model, so π_old / π_sampler ≈ 1 on every token;
+    # with a vLLM engine the same stage corrects the engine/learner mismatch (capped)
+    overrides = TINY + [
+        "algorithm=grpo", "generation.tis_cap=2.0", "generation.temperature=0.8", "loop.iterations=1",
+        f"logging.run_dir={tmp_path}", "logging.name=tis",
+    ]
+    run_dir = run(load_config(None, overrides))
+    stats = json.loads((run_dir / "iter_1" / "prepare.json").read_text())
+    assert stats["tis_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    batch = torch.load(run_dir / "iter_1" / "prepared.pt", weights_only=False)
+    mask = batch.response_mask
+    # token-mean weights scaled by w ≈ 1: still summing to 1 over the batch
+    assert float(batch.token_weights[mask].sum()) == pytest.approx(1.0, abs=1e-3)
