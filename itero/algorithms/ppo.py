@@ -47,6 +47,7 @@ class Config(PolicyGradientConfig):
     loss_agg: LossAgg = "token-mean"
 
     needs_value_model: ClassVar[bool] = True
+    min_samples_per_prompt: ClassVar[int] = 1  # the critic is the baseline: no group needed (RTO samples 1)
 
     @property
     def needs_critic(self) -> bool:

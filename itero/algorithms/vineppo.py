@@ -43,6 +43,7 @@ class Config(PolicyGradientConfig):
     loss_agg: LossAgg = "token-mean"
 
     needs_mc_values: ClassVar[bool] = True
+    min_samples_per_prompt: ClassVar[int] = 1  # the MC values are the baseline: no group needed
 
 
 rows_per_unit = 1
