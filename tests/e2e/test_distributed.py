@@ -80,6 +80,11 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
     assert_same_weights(w1, w2, rtol=1e-4, atol=1e-5)
     assert train_two["loss"] == pytest.approx(train_one["loss"], rel=1e-4, abs=1e-6)
 
+    if algorithm[0] == "algorithm=grpo":  # the 2-process run resumes in 1 process for a second iteration
+        launch(1, config, common + ["logging.name=two", "loop.iterations=2", "--force"])
+        assert (two / "iter_2" / "checkpoint" / "model.safetensors").exists()
+        assert json.loads((two / "iter_2" / "train.json").read_text())["steps"] > 0
+
 
 
 @pytest.mark.slow
