@@ -27,7 +27,7 @@ def itero(run_dir: Path, name: str, *extra: str) -> subprocess.Popen:
 
 def metrics_without_timings(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if "seconds" not in k and "per_second" not in k} for r in rows]
+    return [{k: v for k, v in r.items() if "seconds" not in k and "per_second" not in k and not k.startswith("time/")} for r in rows]
 
 
 def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 120) -> None:
