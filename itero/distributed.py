@@ -8,8 +8,9 @@ mini-batch's units across ranks and sums the gradients with one all-reduce per s
 learner's whole-batch loss weights gives the one-process gradient (2 processes = 1 process, tested).
 Rank 0 alone writes the run directory; the others wait at a barrier after each stage and read it.
 
-Not here yet: FSDP / DeepSpeed ZeRO sharding of the model (the all-reduce is plain DDP semantics)
-and sharding of the frozen log-prob passes (each rank computes them for the whole batch).
+Frozen passes (old / ref / DPO-model log-probs, critic values) are split over the ranks by row and
+gathered. Not here yet: FSDP / DeepSpeed ZeRO sharding of the model (the all-reduce is plain DDP
+semantics) and sharding of VinePPO's Monte-Carlo rollouts (each rank runs them all).
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ class Dist:
         box = [obj]
         tdist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def map_rows(self, fn, batch):
+        """``fn(batch) -> (B, R)`` tensor computed on this rank's rows only (round-robin) and gathered, so a
+        frozen forward pass over the whole batch costs each of W ranks 1/W of it."""
+        if not self.enabled:
+            return fn(batch)
+        rows = list(range(self.rank, batch.batch_size, self.world_size))
+        mine = fn(batch.select(rows)) if rows else None
+        out = None
+        for rank, part in enumerate(self.gather_objects(mine)):
+            if part is None:
+                continue
+            if out is None:
+                out = torch.zeros((batch.batch_size, *part.shape[1:]), dtype=part.dtype)
+            out[rank :: self.world_size] = part
+        return out
 
     def all_reduce_gradients(self, parameters) -> None:
         """Σ over ranks of every ``.grad`` (each rank's loss already carries its share of the mini-batch)."""

@@ -184,11 +184,12 @@ def logprob_temperature(rt: Runtime) -> float:
 def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     batch = torch.load(d / "scored.pt", weights_only=False)
     algo, cfg, mbs, temp = rt.algo, rt.cfg.algorithm, rt.cfg.training.micro_batch_size, logprob_temperature(rt)
+    per_rank = distributed.current().map_rows  # frozen passes: each rank its rows, then gathered
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     if getattr(cfg, "needs_reference", False) and selected.batch_size:
         rt.ensure_policy(start)
         ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
-        selected = selected.replace(ref_logprobs=compute_logprobs(ref_model, selected, mbs, temp))
+        selected = selected.replace(ref_logprobs=per_rank(lambda b: compute_logprobs(ref_model, b, mbs, temp), selected))
     if getattr(cfg, "needs_old_logprobs", False) and selected.batch_size:
         # π_old of the clipped ratio: the policy that sampled, through the learner's forward; with the
         # previous iterate as reference that is the same forward as ref_logprobs above
@@ -196,14 +197,16 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             old = selected.ref_logprobs
         else:
             rt.ensure_policy(start)
-            old = compute_logprobs(rt.policy, selected, mbs, temp)
+            old = per_rank(lambda b: compute_logprobs(rt.policy, b, mbs, temp), selected)
         selected = selected.replace(old_logprobs=old)
     if getattr(cfg, "needs_dpo_model", False) and selected.batch_size:
-        selected = selected.replace(dpo_logprobs=compute_logprobs(rt.frozen_model(cfg.dpo_model_path), selected, mbs, temp))
+        dpo_model = rt.frozen_model(cfg.dpo_model_path)
+        selected = selected.replace(dpo_logprobs=per_rank(lambda b: compute_logprobs(dpo_model, b, mbs, temp), selected))
     if getattr(cfg, "needs_value_model", False) and cfg.needs_critic and selected.batch_size:
         from itero.models.value import compute_values
 
-        selected = selected.replace(values=compute_values(rt.ensure_critic(start).model, selected, mbs))
+        critic = rt.ensure_critic(start).model
+        selected = selected.replace(values=per_rank(lambda b: compute_values(critic, b, mbs), selected))
     if getattr(cfg, "needs_mc_values", False) and selected.batch_size:
         rt.ensure_policy(start)
         rollout = mc_rollout(rt, selected, k)
