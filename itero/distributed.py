@@ -9,8 +9,8 @@ learner's whole-batch loss weights gives the one-process gradient (2 processes =
 Rank 0 alone writes the run directory; the others wait at a barrier after each stage and read it.
 
 Frozen passes (old / ref / DPO-model log-probs, critic values) are split over the ranks by row and
-gathered. Not here yet: FSDP / DeepSpeed ZeRO sharding of the model (the all-reduce is plain DDP
-semantics) and sharding of VinePPO's Monte-Carlo rollouts (each rank runs them all).
+gathered; VinePPO's Monte-Carlo rollouts by seeded state chunk, as generation. Not here yet: FSDP /
+DeepSpeed ZeRO sharding of the model (the all-reduce is plain DDP semantics).
 """
 
 from __future__ import annotations

@@ -54,7 +54,12 @@ def assert_same_weights(a, b, rtol, atol):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", [["algorithm=dpo", "algorithm.nll_weight=1.0"], ["algorithm=grpo"]], ids=["dpo", "grpo"])
+@pytest.mark.parametrize(
+    "algorithm",
+    [["algorithm=dpo", "algorithm.nll_weight=1.0"], ["algorithm=grpo"],
+     ["algorithm=vineppo", "algorithm.num_rollouts=2", "algorithm.step_cut_after=' '", "algorithm.min_step_chars=4"]],
+    ids=["dpo", "grpo", "vineppo"],
+)
 def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
     config = tmp_path / "c.yaml"
     config.write_text("{}\n")
@@ -70,6 +75,11 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
     # the gathered rollouts are the one-process rollouts, row for row
     a, b = (torch.load(d / "iter_1" / "rollouts.pt", weights_only=False) for d in (one, two))
     assert torch.equal(a.response_ids, b.response_ids) and a.response_texts == b.response_texts
+    if algorithm[0] == "algorithm=vineppo":  # Monte-Carlo rollouts sharded by state chunk: the same advantages
+        p1, p2 = (torch.load(d / "iter_1" / "prepared.pt", weights_only=False) for d in (one, two))
+        torch.testing.assert_close(p2.advantages, p1.advantages)
+        s1, s2 = (json.loads((d / "iter_1" / "prepare.json").read_text()) for d in (one, two))
+        assert s1["mc_tokens"] == s2["mc_tokens"] > 0 and s1["mc_unique_states"] == s2["mc_unique_states"]
     train_one, train_two = (json.loads((d / "iter_1" / "train.json").read_text()) for d in (one, two))
     assert train_one["steps"] == train_two["steps"] > 0
     # the iteration moved the weights, identically up to the order of float sums
