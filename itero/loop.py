@@ -256,7 +256,11 @@ def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
     def _rollout_chunk(part: list[tuple[int, int]], params) -> list[float]:
         prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
         prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
-        out = rt.generator.generate(prompts, params).to("cpu")
+        if hasattr(rt.generator, "continue_from"):  # vLLM: the engine enforces each state's remaining budget
+            lengths = [len(p) - n for p, (_, n) in zip(prompts, part)]
+            out = rt.generator.continue_from(prompts, params, prompt_lengths=lengths).to("cpu")
+        else:  # hf: generate to max_new_tokens, cut to the budget below
+            out = rt.generator.generate(prompts, params).to("cpu")
         counted["tokens"] += int(out.response_lengths.sum())
         texts, answers, prompt_texts = [], [], []
         for i in range(out.batch_size):
