@@ -1,4 +1,5 @@
-"""The typed config tree: one pydantic model per component, YAML + dotted overrides, validation.
+"""The typed config tree: one pydantic model per component, and ``load_config`` (YAML + dotted overrides,
+errors as messages: ``itero/config_loading.py``).
 
 ``load_config("configs/quickstart.yaml", ["algorithm.beta=0.2", "loop.iterations=5"])``.
 Every error names the key, the value given and what is allowed, before any work starts.
@@ -6,14 +7,14 @@ Every error names the key, the value given and what is allowed, before any work 
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from itero.algorithms import ALGORITHMS
+from itero.config_loading import apply_override, explain, read_yaml
 from itero.schema import ConfigError, Section
 
 __all__ = ["Config", "ConfigError", "load_config", "dump_config"]
@@ -296,81 +297,14 @@ class Config(Section):
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     data: dict = {}
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = read_yaml(Path(path))
     for item in overrides:
-        _apply_override(data, item)
+        apply_override(data, item)
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_explain(err, data)) from None
+        raise ConfigError(explain(err, Config, _ALGORITHM_CONFIGS, DEFAULT_ALGORITHM)) from None
 
 
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def _read_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, task, ...)")
-    return data
-
-
-def _apply_override(data: dict, item: str) -> None:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. algorithm.beta=0.2)")
-    key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
-    parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {item!r}: {part!r} is not a section")
-    # `algorithm=raft` switches the whole section to another variant with its own defaults
-    if parts == ["algorithm"] and not isinstance(value, dict):
-        value = {"name": value}
-    node[parts[-1]] = value
-
-
-def _explain(err: ValidationError, data: dict) -> str:
-    lines = ["invalid config:"]
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        if loc[:1] == ["algorithm"] and len(loc) > 1 and loc[1] in _ALGORITHM_CONFIGS:
-            loc = ["algorithm", *loc[2:]]
-        key = ".".join(loc) or "(root)"
-        if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1], e["loc"])
-            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
-            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            msg += f"; allowed here: {', '.join(sorted(allowed))}"
-        else:
-            given = e.get("input")
-            shown = "" if isinstance(given, dict) else f" got {given!r}:"
-            msg = f"{key}:{shown} {e['msg']}"
-        lines.append("  - " + msg)
-    return "\n".join(lines)
-
-
-def _allowed_keys(loc: list[str], raw_loc: tuple) -> list[str]:
-    if loc[:1] == ["algorithm"]:
-        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in _ALGORITHM_CONFIGS else DEFAULT_ALGORITHM
-        return list(_ALGORITHM_CONFIGS[variant].model_fields)
-    model: Any = Config
-    for part in loc:
-        field = model.model_fields.get(part)
-        ann = field.annotation if field is not None else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)

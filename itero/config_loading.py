@@ -1,0 +1,84 @@
+"""Reading a config: YAML files, dotted ``key.sub=value`` overrides, and validation errors as messages
+that name the key, the value given and what is allowed. Independent of which tree is read (``config.py``)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from itero.schema import ConfigError
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, task, ...)")
+    return data
+
+
+def apply_override(data: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. algorithm.beta=0.2)")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    # `algorithm=raft` switches the whole section to another variant with its own defaults
+    if parts == ["algorithm"] and not isinstance(value, dict):
+        value = {"name": value}
+    node[parts[-1]] = value
+
+
+def explain(err: ValidationError, root: type[BaseModel], algorithm_configs: dict, default_algorithm: str) -> str:
+    """One line per error: the dotted key, the value given and what is allowed (close matches for typos).
+
+    ``algorithm`` is a tagged union: pydantic puts the variant's name in the error path, which is dropped
+    so the key reads as the user wrote it."""
+    lines = ["invalid config:"]
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if loc[:1] == ["algorithm"] and len(loc) > 1 and loc[1] in algorithm_configs:
+            loc = ["algorithm", *loc[2:]]
+        key = ".".join(loc) or "(root)"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1], e["loc"], root, algorithm_configs, default_algorithm)
+            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            msg += f"; allowed here: {', '.join(sorted(allowed))}"
+        else:
+            given = e.get("input")
+            shown = "" if isinstance(given, dict) else f" got {given!r}:"
+            msg = f"{key}:{shown} {e['msg']}"
+        lines.append("  - " + msg)
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: list[str], raw_loc: tuple, root, algorithm_configs: dict, default_algorithm: str) -> list[str]:
+    if loc[:1] == ["algorithm"]:
+        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in algorithm_configs else default_algorithm
+        return list(algorithm_configs[variant].model_fields)
+    model: Any = root
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
