@@ -23,6 +23,7 @@ from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
+from itero.mc_values import mc_rollout
 from itero.evaluation.task_eval import evaluate_task
 from itero.models.loading import load_model
 from itero import distributed
@@ -231,48 +232,6 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     ])
     atomic_write_json(d / "prepare.json", stats)
     atomic_torch_save(d / "prepared.pt", prepared)
-
-
-def mc_rollout(rt: Runtime, batch: RolloutBatch, k: int):
-    """VinePPO's rollout function: K continuations of each state with the policy's sampling settings,
-    each within what is left of its response's token budget; (N, K) rewards of prefix + continuation."""
-    K, max_new = rt.cfg.algorithm.num_rollouts, rt.cfg.generation.max_new_tokens
-    counted = {"tokens": 0}  # continuation tokens generated, for the tokens axis of a comparison
-
-    def rollout(states: list[tuple[int, int]]) -> torch.Tensor:
-        params = dataclasses.replace(rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k + 50_000), n=K)
-        parts, chunk, dist = [], rt.cfg.generation.prompts_per_call, distributed.current()
-        with progress.stage(f"[iter {k}] MC values, {K} rollouts per state", len(states), rt.cfg.logging.progress) as advance:
-            for s in range(0, len(states), chunk):
-                if not dist.mine(s // chunk):  # data parallel as generation: chunk i on rank i mod W, seeded by offset
-                    continue
-                parts.append((s, _rollout_chunk(states[s : s + chunk], dataclasses.replace(params, seed=params.seed + s))))
-                advance(len(states[s : s + chunk]) * dist.world_size)
-        parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
-        counted["tokens"] = sum(dist.gather_objects(counted["tokens"]))
-        rewards = [r for _, chunk_rewards in parts for r in chunk_rewards]
-        return torch.tensor(rewards, dtype=torch.float32).view(len(states), K)
-
-    def _rollout_chunk(part: list[tuple[int, int]], params) -> list[float]:
-        prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
-        prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
-        if hasattr(rt.generator, "continue_from"):  # vLLM: the engine enforces each state's remaining budget
-            lengths = [len(p) - n for p, (_, n) in zip(prompts, part)]
-            out = rt.generator.continue_from(prompts, params, prompt_lengths=lengths).to("cpu")
-        else:  # hf: generate to max_new_tokens, cut to the budget below
-            out = rt.generator.generate(prompts, params).to("cpu")
-        counted["tokens"] += int(out.response_lengths.sum())
-        texts, answers, prompt_texts = [], [], []
-        for i in range(out.batch_size):
-            row, n = part[i // K]
-            cont = out.response_ids[i][out.response_mask[i]].tolist()[: max(max_new - n, 0)]
-            texts.append(rt.tokenizer.decode(prefixes[i // K] + cont, skip_special_tokens=True))
-            answers.append(batch.answers[row])
-            prompt_texts.append(batch.prompt_texts[row] if batch.prompt_texts else "")
-        return rt.reward.grade(texts, answers, prompts=prompt_texts)[0]
-
-    rollout.counted = counted
-    return rollout
 
 
 def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:

@@ -94,15 +94,14 @@ def estimate_advantages(batch: RolloutBatch, cfg: Config, tokenizer, rollout: Ro
         first.setdefault(u, where[i])
     rewards = rollout([first[u] for u in range(len(unique))]) if unique else torch.zeros(0, cfg.num_rollouts)
     v_unique = rewards.float().mean(-1)  # (N,)
-    S = max((int(plan.token_steps[r].max()) + 1 if batch.response_mask[r].any() else 1) for r in range(batch.batch_size))
-    values = torch.full((batch.batch_size, S), float("nan"))  # NaN = not estimated (capped): back-filled
-    step_mask = torch.zeros(batch.batch_size, S, dtype=torch.bool)
-    step_rewards = torch.zeros(batch.batch_size, S)
+    n_steps = (plan.token_steps.max(-1).values + 1).tolist()  # an empty response has the one step 0
+    values = torch.full((batch.batch_size, max(n_steps)), float("nan"))  # NaN = not estimated (capped): back-filled
+    step_mask = torch.zeros(values.shape, dtype=torch.bool)
+    step_rewards = torch.zeros(values.shape)
     i = 0
     for row in range(batch.batch_size):
-        n_steps = int(plan.token_steps[row].max()) + 1 if batch.response_mask[row].any() else 1
-        step_mask[row, :n_steps] = True
-        step_rewards[row, n_steps - 1] = batch.scores[row]
+        step_mask[row, : n_steps[row]] = True
+        step_rewards[row, n_steps[row] - 1] = batch.scores[row]
         for s in range(len(plan.state_lens[row])):
             values[row, s] = v_unique[index_map[i]]
             i += 1

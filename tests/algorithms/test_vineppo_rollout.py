@@ -9,7 +9,7 @@ from helpers import text_batch, tiny
 from itero.config import load_config
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
-from itero.loop import mc_rollout
+from itero.mc_values import mc_rollout
 from itero.rewards.math import MathReward
 
 
