@@ -226,11 +226,13 @@ class LoggingConfig(Section):
 
 
 class DistributedConfig(Section):
-    """The GPUs a run is planned for: sizes the dry-run's memory estimate and the accelerate launch."""
+    """The GPUs a run is planned for (the dry run's memory estimate) and how the learner is sharded."""
 
     num_processes: int = Field(1, ge=1)  # GPUs in total (one process per GPU), over all nodes
     num_nodes: int = Field(1, ge=1)
-    strategy: Literal["ddp", "fsdp", "zero2", "zero3"] = "ddp"  # what is sharded over num_processes
+    # what each rank keeps: ddp a whole replica; zero3 / fsdp parameters, gradients and optimizer state
+    # sharded (FSDP2 FULL_SHARD); zero2 the same with parameters kept gathered from forward to backward
+    strategy: Literal["ddp", "fsdp", "zero2", "zero3"] = "ddp"
     gpu_memory_gb: float = Field(80.0, gt=0.0)  # per GPU, in GiB (an "80 GB" A100/H100 has 80 GiB)
     reference_device: Literal["same", "cpu"] = "same"  # frozen models (reference, reward model) on the GPUs or CPU
     gradient_checkpointing: bool = False

@@ -9,8 +9,9 @@ learner's whole-batch loss weights gives the one-process gradient (2 processes =
 Rank 0 alone writes the run directory; the others wait at a barrier after each stage and read it.
 
 Frozen passes (old / ref / DPO-model log-probs, critic values) are split over the ranks by row and
-gathered; VinePPO's Monte-Carlo rollouts by seeded state chunk, as generation. Not here yet: FSDP /
-DeepSpeed ZeRO sharding of the model (the all-reduce is plain DDP semantics).
+gathered; VinePPO's Monte-Carlo rollouts by seeded state chunk, as generation. Not here:
+the sharding itself: ``distributed.strategy: zero2 / zero3 / fsdp`` shard the learner's models with
+FSDP2 (itero/training/sharding.py); ``ddp`` keeps a replica per rank and sums gradients here.
 """
 
 from __future__ import annotations
@@ -60,13 +61,19 @@ class Dist:
         tdist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def map_rows(self, fn, batch):
+    def map_rows(self, fn, batch, balanced: bool = False):
         """``fn(batch) -> (B, R)`` tensor computed on this rank's rows only (round-robin) and gathered, so a
-        frozen forward pass over the whole batch costs each of W ranks 1/W of it."""
+        frozen forward pass over the whole batch costs each of W ranks 1/W of it. ``balanced``: every
+        rank passes the same number of rows (repeats of a row, dropped after), as a sharded model's
+        forward, a collective, requires."""
         if not self.enabled:
             return fn(batch)
         rows = list(range(self.rank, batch.batch_size, self.world_size))
-        mine = fn(batch.select(rows)) if rows else None
+        todo = rows
+        if balanced:
+            todo = rows + [rows[-1] if rows else 0] * (-(-batch.batch_size // self.world_size) - len(rows))
+        computed = fn(batch.select(todo))[: len(rows)] if todo else None
+        mine = computed if rows else None
         out = None
         for rank, part in enumerate(self.gather_objects(mine)):
             if part is None:

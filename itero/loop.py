@@ -9,6 +9,7 @@ prompts per iteration, epochs per iteration and which model is the reference.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import time
@@ -185,7 +186,8 @@ def logprob_temperature(rt: Runtime) -> float:
 def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     batch = torch.load(d / "scored.pt", weights_only=False)
     algo, cfg, mbs, temp = rt.algo, rt.cfg.algorithm, rt.cfg.training.micro_batch_size, logprob_temperature(rt)
-    per_rank = distributed.current().map_rows  # frozen passes: each rank its rows, then gathered
+    # frozen passes: each rank its rows, then gathered (the same count on every rank for a sharded model)
+    per_rank = functools.partial(distributed.current().map_rows, balanced=rt.learner.sharded)
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     if getattr(cfg, "needs_reference", False) and selected.batch_size:
         rt.ensure_policy(start)

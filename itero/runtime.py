@@ -17,6 +17,7 @@ import torch
 
 from itero.algorithms import ALGORITHMS
 from itero.config import Config
+from itero.distributed import current
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
 from itero.models.loading import check_model_path, load_model, load_tokenizer, load_weights_into
@@ -24,6 +25,7 @@ from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 from itero.rewards.math import MathReward
 from itero.tasks import Task, build_task
 from itero.training.learner import Learner, OptimConfig
+from itero.training.sharding import SHARDED_STRATEGIES, shard_model
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Runtime:
     generator_source: object = "base"  # checkpoint a separate engine's weights equal (hf shares the policy)
     critic: Optional[Learner] = None  # PPO / RTO value model and its optimizer, built by ensure_critic
     critic_source: Optional[str] = None
+    replica: Optional[torch.nn.Module] = None  # a sharded policy's plain copy that the hf generator runs
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
     _frozen: dict = field(default_factory=dict, repr=False)
 
@@ -60,7 +63,11 @@ class Runtime:
         if checkpoint != self.policy_source:
             load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
             self.policy_source = checkpoint
-        if hasattr(self.generator, "update_weights") and self.generator_source != self.policy_source:
+        if self.replica is not None and self.generator_source != self.policy_source:
+            # from the checkpoint on disk, not gathered from the shards: rank 0 alone evaluates
+            load_weights_into(self.replica, self.policy_source if self.policy_source is not None else self.base_path)
+            self.generator_source = self.policy_source
+        elif hasattr(self.generator, "update_weights") and self.generator_source != self.policy_source:
             self.generator.update_weights(self.policy)  # checks that the engine serves the new weights
             self.generator_source = self.policy_source
 
@@ -92,7 +99,10 @@ class Runtime:
             else:
                 initial = self.initial_checkpoint
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
-            self.critic = Learner(model.to(self.device), dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
+            model = model.to(self.device)
+            if self.learner.sharded:
+                shard_model(model, self.cfg.distributed.strategy, self.device)
+            self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
             self.critic_source = source
         return self.critic
 
@@ -182,6 +192,11 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     tokenizer = load_tokenizer(base_path)
     device = local_device()
     policy = load_model(base_path, dtype=cfg.model.dtype, device=device)
+    replica = None
+    if cfg.distributed.strategy in SHARDED_STRATEGIES and current().world_size > 1:
+        if cfg.generation.backend == "hf":  # sharded forwards are collectives: generation runs a plain copy
+            replica = load_model(base_path, dtype=cfg.model.dtype, device=device)
+        shard_model(policy, cfg.distributed.strategy, device)
     t = cfg.training
     learner = Learner(
         policy,
@@ -193,8 +208,8 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     )
     return Runtime(
         cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy, device=device,
-        generator=build_generator(cfg, base_path, tokenizer, policy),
-        learner=learner, task=task,
+        generator=build_generator(cfg, base_path, tokenizer, replica if replica is not None else policy),
+        learner=learner, task=task, replica=replica,
         reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device),
         algo=ALGORITHMS[cfg.algorithm.name],
     )

@@ -134,6 +134,9 @@ def learner_probe_logprobs(model: torch.nn.Module, probe_ids: Sequence[int]) -> 
             logits = model(input_ids=ids).logits[0, :-1].float()
     finally:
         model.train(was_training)
+        from itero.training.sharding import reshard
+
+        reshard(model)  # a zero2 model keeps the forward's gathered parameters otherwise
     return logits.log_softmax(-1).gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
 
 

@@ -67,7 +67,12 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
     state = {}
     for f in files:
         state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    from itero.training.sharding import is_sharded, load_full_state_dict
+
+    if is_sharded(model):  # FSDP2: each rank copies its own shard of every full tensor
+        missing, unexpected = load_full_state_dict(model, state)
+    else:
+        missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if "lm_head" in k and model.config.tie_word_embeddings}
     if unexpected or set(missing) - tied:
         raise RuntimeError(f"weights in {path} do not match the model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")

@@ -10,6 +10,7 @@ tiny model and a 7B one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -58,10 +59,17 @@ class ValueModel(nn.Module):
         head.weight.data.copy_(rm.score.weight.data)
         return cls(rm.base_model, head)
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, state_dict: Optional[dict[str, Tensor]] = None) -> None:
+        """``state_dict``: this module's full tensors when they are not its own parameters (a sharded
+        critic gathers them first)."""
         path = Path(path)
-        self.backbone.save_pretrained(path)
-        torch.save(self.head.state_dict(), path / HEAD_FILE)
+        if state_dict is None:
+            self.backbone.save_pretrained(path)
+            torch.save(self.head.state_dict(), path / HEAD_FILE)
+            return
+        part = lambda prefix: {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}  # noqa: E731
+        self.backbone.save_pretrained(path, state_dict=part("backbone."))
+        torch.save(part("head."), path / HEAD_FILE)
 
 
 def forward_values(model: ValueModel, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
 from itero.distributed import current
+from itero.training import sharding
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
 # as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
@@ -78,6 +79,7 @@ def compute_logprobs(
         mb = batch.select(rows).trimmed().to(device)
         out[start : start + len(rows), : mb.response_ids.shape[1]] = forward(model, mb, temperature).float().cpu()
     model.train(was_training)
+    sharding.reshard(model)
     return out
 
 
@@ -97,6 +99,7 @@ class Learner:
         self.model = model
         self.cfg = cfg
         self.forward = forward
+        self.sharded = sharding.is_sharded(model)  # FSDP2: forwards and backwards are collectives
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
 
@@ -195,10 +198,16 @@ class Learner:
         sums: dict[str, float] = {"loss": 0.0}
         dist, device = current(), next(self.model.parameters()).device
         mine = units[dist.rank :: dist.world_size]  # data parallel: this rank's share of the mini-batch
-        for start in range(0, len(mine), micro_size):
-            micro = mine[start : start + micro_size]
+        # a sharded model needs the same number of forwards / backwards on every rank
+        share = math.ceil(len(units) / dist.world_size) if self.sharded else len(mine)
+        num_micro = math.ceil(share / micro_size)
+        for i in range(num_micro):
+            micro = mine[i * micro_size : (i + 1) * micro_size]
+            weight = 1.0 if micro else 0.0  # a rank with no units left joins the collectives with a zero loss
+            micro = micro or units[:1]
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
             mb = batch.select(rows).trimmed().to(device)
+            sharding.set_gradient_sync(self.model, i == num_micro - 1)  # reduce-scatter once per step
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 if self.forward is None:
                     logits = forward_logits(self.model, mb)
@@ -207,16 +216,19 @@ class Learner:
                     outputs, logits = self.forward(self.model, mb, temperature), None
             # only a loss that asks (e.g. TDPO's full-vocabulary KL) keeps the (B, R, V) logits alive
             extra = (logits,) if getattr(loss_fn, "needs_logits", False) else ()
-            entropy = masked_entropy(logits, mb.response_mask, temperature) if logits is not None else None
+            entropy = masked_entropy(logits, mb.response_mask, temperature) if logits is not None and weight else None
             del logits
             loss, metrics = loss_fn(mb, outputs.float(), *extra)
             if entropy is not None:
                 metrics = {**metrics, "entropy": entropy}
-            (loss * scale).backward()
+            (loss * (scale * weight)).backward()
+            if not weight:
+                continue
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)
             sums["loss"] += float(loss.detach()) * scale
-        dist.all_reduce_gradients(self.model.parameters())
+        if not self.sharded:  # FSDP reduce-scattered the gradients in the last backward
+            dist.all_reduce_gradients(self.model.parameters())
         return dist.reduce_metrics(sums)
 
     def apply(self) -> dict[str, float]:
@@ -227,20 +239,29 @@ class Learner:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"grad_norm": float(grad_norm), "lr": lr}
+        return {"grad_norm": sharding.as_float(grad_norm), "lr": lr}
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path, with_optimizer: bool = True) -> None:
         """Model (save_pretrained) plus optimizer, scheduler and RNG states, written by the caller atomically."""
         path = Path(path)
-        self.model.save_pretrained(path)
         keep = with_optimizer and self.optimizer is not None
+        if self.sharded:  # gathered to rank 0 (collectives: every rank calls save); optimizer keyed by name
+            sharding.reshard(self.model)
+            weights = sharding.full_state_dict(self.model)
+            optimizer = sharding.full_optimizer_state(self.model, self.optimizer) if keep else None
+            if current().is_main:
+                self.model.save_pretrained(path, state_dict=weights)
+        else:
+            self.model.save_pretrained(path)
+            optimizer = self.optimizer.state_dict() if keep else None
         state = {
-            "optimizer": self.optimizer.state_dict() if keep else None,
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict() if keep else None,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
+        path.mkdir(parents=True, exist_ok=True)  # a sharded run's other ranks wrote no weights there
         torch.save(state, path / "trainer_state.pt")
 
     def load_state(self, path: str | Path, num_steps: int) -> None:
@@ -250,5 +271,5 @@ class Learner:
         random.setstate(state["python_rng"])
         if state["optimizer"] is not None:
             self.start_phase(num_steps)
-            self.optimizer.load_state_dict(state["optimizer"])
+            sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])

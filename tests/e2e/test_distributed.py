@@ -109,3 +109,41 @@ def test_two_processes_warm_up_like_one(tmp_path):
     base = weights(tmp_path / "one" / "base")
     assert max(float((w1[n] - base[n]).abs().max()) for n in w1) > 1e-3
     assert_same_weights(w1, w2, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "algorithm,strategies",
+    [(["algorithm=ppo"], ("zero3", "zero2")), (["algorithm=dpo", "algorithm.nll_weight=1.0"], ("zero2", "fsdp"))],
+    ids=["ppo-critic", "dpo"],
+)
+def test_sharded_learner_trains_like_one_process_and_resumes_across_strategies(tmp_path, algorithm, strategies):
+    """FSDP2-sharded policy (and PPO's critic) on 2 ranks = the unsharded 1-process run; then each run's
+    checkpoint, optimizer state included, resumes under the other layout for a second iteration."""
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    common = TINY + algorithm + [f"logging.run_dir={tmp_path}", "training.reset_optimizer_each_iteration=false"]
+    launch(1, config, common + ["logging.name=one"])
+    one, two = tmp_path / "one", tmp_path / "two"
+    two.mkdir()
+    shutil.copytree(one / "base", two / "base")
+    shutil.copytree(one / "sft", two / "sft")
+    launch(2, config, common + ["logging.name=two", f"distributed.strategy={strategies[0]}"])
+
+    start, w1, w2 = (weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint"))
+    assert sorted(w1) == sorted(w2)  # the gathered save has the unsharded file's tensors (tied lm_head once)
+    assert max(float((w1[n] - start[n]).abs().max()) for n in w1) > 1e-3
+    assert_same_weights(w1, w2, rtol=1e-4, atol=1e-5)
+    if algorithm[0] == "algorithm=ppo":  # the critic was sharded, trained and gathered too
+        v1, v2 = (weights(d / "iter_1" / "checkpoint" / "value_model") for d in (one, two))
+        assert_same_weights(v1, v2, rtol=1e-4, atol=1e-5)
+        h1, h2 = (torch.load(d / "iter_1" / "checkpoint" / "value_model" / "value_head.pt") for d in (one, two))
+        assert float(h1["weight"].abs().max()) > 0
+        torch.testing.assert_close(h2["weight"], h1["weight"], rtol=1e-4, atol=1e-6)
+
+    # iteration 2 with the kept optimizer: the unsharded run continues sharded, the sharded one in 1 process
+    launch(2, config, common + ["logging.name=one", "loop.iterations=2", f"distributed.strategy={strategies[1]}", "--force"])
+    launch(1, config, common + ["logging.name=two", "loop.iterations=2", "--force"])
+    u1, u2 = (weights(d / "iter_2" / "checkpoint") for d in (one, two))
+    assert max(float((u1[n] - w1[n]).abs().max()) for n in u1) > 2e-4  # the cosine schedule is near its end
+    assert_same_weights(u1, u2, rtol=1e-4, atol=2e-5)

@@ -1,0 +1,93 @@
+"""Single-process parts of itero/training/sharding.py and the balanced row split (the 2-rank runs are in
+tests/e2e/test_distributed.py)."""
+
+import copy
+
+import pytest
+import torch
+
+from itero.algorithms import sft
+from itero.batch import RolloutBatch
+from itero.distributed import Dist
+from itero.training import sharding
+from itero.training.learner import Learner, OptimConfig
+from helpers import text_batch, tiny
+
+
+def trained_optimizer(model):
+    learner = Learner(model, OptimConfig(lr=1e-2, batch_size=4, micro_batch_size=4))
+    _, tok = tiny()
+    batch = sft.prepare(text_batch(tok, ["a", "b", "c", "d"], ["1", "22", "333", "4444"]))
+    learner.start_phase(10)
+    learner.step(batch, [0, 1, 2, 3], 4, sft.loss)
+    return learner.optimizer
+
+
+def fresh(model):
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, betas=(0.9, 0.95))
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert sorted(a["state"]) == sorted(b["state"])
+    for k in a["state"]:
+        for name, value in a["state"][k].items():
+            torch.testing.assert_close(b["state"][k][name], value, rtol=0, atol=0)
+    assert [g["params"] for g in a["param_groups"]] == [g["params"] for g in b["param_groups"]]
+
+
+def test_optimizer_state_loads_by_index_and_by_parameter_name():
+    model, _ = tiny()
+    saved = trained_optimizer(model).state_dict()
+    assert saved["state"], "AdamW has moments after a step"
+    by_index = fresh(model)
+    sharding.load_optimizer_state(model, by_index, copy.deepcopy(saved))
+    assert_same_state(saved, by_index.state_dict())
+
+    # the name-keyed form a sharded run saves (torch.distributed.checkpoint's full optimizer state)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    named = {
+        "state": {names[i]: v for i, v in saved["state"].items()},
+        "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in saved["param_groups"]],
+    }
+    by_name = fresh(model)
+    sharding.load_optimizer_state(model, by_name, named)
+    assert_same_state(saved, by_name.state_dict())
+
+
+def test_plain_model_is_not_sharded_and_has_blocks_to_shard():
+    model, _ = tiny()
+    assert not sharding.is_sharded(model)
+    assert sharding._block_classes(model) == {"Qwen2DecoderLayer"}  # from the model's _no_split_modules
+    with pytest.raises(ValueError, match="does not shard"):
+        sharding.shard_model(model, "ddp", torch.device("cpu"))
+    assert sharding.as_float(torch.tensor(2.5)) == 2.5
+
+
+class TwoRanks(Dist):
+    """Rank ``rank`` of 2 whose all-gather returns what each rank's map_rows computed (rank 1 runs first)."""
+
+    rank1_part = None
+
+    def gather_objects(self, obj):
+        if self.rank == 1:
+            TwoRanks.rank1_part = obj
+            return [None, obj]
+        return [obj, TwoRanks.rank1_part]
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_map_rows_gathers_every_row_and_balanced_gives_each_rank_the_same_count(balanced):
+    _, tok = tiny()
+    batch: RolloutBatch = text_batch(tok, ["p"] * 5, ["a", "bb", "ccc", "dddd", "eeeee"])
+    seen = {}
+
+    def lengths(b: RolloutBatch, rank: int) -> torch.Tensor:
+        seen[rank] = b.batch_size
+        return b.response_mask.sum(-1, keepdim=True).float()
+
+    TwoRanks(rank=1, world_size=2).map_rows(lambda b: lengths(b, 1), batch, balanced=balanced)
+    out = TwoRanks(rank=0, world_size=2).map_rows(lambda b: lengths(b, 0), batch, balanced=balanced)
+    lengths_in_order = batch.response_mask.sum(-1).float()
+    assert lengths_in_order.tolist() == sorted(set(lengths_in_order.tolist()))  # 5 different rows, increasing
+    assert torch.equal(out.squeeze(-1), lengths_in_order)  # padding rows dropped, order restored
+    assert (seen[0], seen[1]) == ((3, 3) if balanced else (3, 2))
