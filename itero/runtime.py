@@ -25,7 +25,7 @@ from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 from itero.rewards.math import MathReward
 from itero.tasks import Task, build_task
 from itero.training.learner import Learner, OptimConfig
-from itero.training.sharding import SHARDED_STRATEGIES, shard_model
+from itero.training.sharding import SHARDED_STRATEGIES, launcher_strategy, shard_model
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Runtime:
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
             model = model.to(self.device)
             if self.learner.sharded:
-                shard_model(model, self.cfg.distributed.strategy, self.device)
+                shard_model(model, launcher_strategy(self.cfg.distributed.strategy), self.device)
             self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
             self.critic_source = source
         return self.critic
@@ -156,6 +156,7 @@ def build_reward(cfg: Config, device: torch.device | str = "cpu"):
 
 def preflight(cfg: Config) -> Task:
     """Everything that can fail on bad input, checked before the run directory is touched."""
+    launcher_strategy(cfg.distributed.strategy)  # an itero strategy contradicting the accelerate config
     if cfg.model.path is not None:
         check_model_path(cfg.model.path)
     if cfg.reward.name == "model":
@@ -192,11 +193,11 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     tokenizer = load_tokenizer(base_path)
     device = local_device()
     policy = load_model(base_path, dtype=cfg.model.dtype, device=device)
-    replica = None
-    if cfg.distributed.strategy in SHARDED_STRATEGIES and current().world_size > 1:
+    replica, strategy = None, launcher_strategy(cfg.distributed.strategy)
+    if strategy in SHARDED_STRATEGIES and current().world_size > 1:
         if cfg.generation.backend == "hf":  # sharded forwards are collectives: generation runs a plain copy
             replica = load_model(base_path, dtype=cfg.model.dtype, device=device)
-        shard_model(policy, cfg.distributed.strategy, device)
+        shard_model(policy, strategy, device)
     t = cfg.training
     learner = Learner(
         policy,

@@ -16,12 +16,38 @@ any number of processes and with any strategy.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
 
 SHARDED_STRATEGIES = ("fsdp", "zero2", "zero3")
+
+
+def launcher_strategy(configured: str, env: Optional[Mapping[str, str]] = None) -> str:
+    """The strategy, with an ``accelerate launch`` config's choice (DeepSpeed ZeRO stage or FSDP sharding
+    strategy, passed in the environment) applied when the itero config leaves ``ddp``. DeepSpeed's
+    stages map to their FSDP2 equivalents: itero shards with FSDP2 in both cases."""
+    env = os.environ if env is None else env
+    chosen, source = None, None
+    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        stage = env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+        chosen, source = {"0": "ddp", "1": "zero2", "2": "zero2", "3": "zero3"}.get(stage), f"DeepSpeed ZeRO stage {stage}"
+    elif env.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        spec = env.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
+        if env.get("FSDP_RESHARD_AFTER_FORWARD", "").lower() == "false":
+            spec = "SHARD_GRAD_OP"
+        chosen = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp", "3": "ddp"}.get(spec)
+        source = f"FSDP {spec}"
+    if chosen is None:
+        return configured
+    if configured not in ("ddp", chosen):
+        raise ValueError(
+            f"distributed.strategy={configured} but the accelerate launch config asks for {source} ({chosen}); "
+            "choose one of them"
+        )
+    return chosen
 
 
 def is_sharded(model: nn.Module) -> bool:

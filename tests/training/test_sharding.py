@@ -91,3 +91,27 @@ def test_map_rows_gathers_every_row_and_balanced_gives_each_rank_the_same_count(
     assert lengths_in_order.tolist() == sorted(set(lengths_in_order.tolist()))  # 5 different rows, increasing
     assert torch.equal(out.squeeze(-1), lengths_in_order)  # padding rows dropped, order restored
     assert (seen[0], seen[1]) == ((3, 3) if balanced else (3, 2))
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({}, "ddp"),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, "zero3"),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}, "zero2"),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "0"}, "ddp"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "FULL_SHARD"}, "fsdp"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "FULL_SHARD", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "zero2"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "NO_SHARD"}, "ddp"),
+    ],
+)
+def test_an_accelerate_config_chooses_the_strategy_when_the_itero_config_leaves_ddp(env, expected):
+    assert sharding.launcher_strategy("ddp", env) == expected
+    assert sharding.launcher_strategy(expected, env) == expected  # both saying the same is fine
+
+
+def test_conflicting_strategies_are_refused_with_both_named():
+    env = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+    with pytest.raises(ValueError, match="strategy=zero3.*ZeRO stage 2"):
+        sharding.launcher_strategy("zero3", env)
+    assert sharding.launcher_strategy("zero3", {}) == "zero3"
