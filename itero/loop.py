@@ -77,6 +77,7 @@ def warm_up(rt: Runtime) -> Optional[Path]:
         atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
+    rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
     evaluate(rt, d, rt.initial_checkpoint)
     if rt.cfg.eval.benchmarks:
         evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
@@ -92,6 +93,7 @@ def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
             stage(rt, d, k, start)
             record_time(d, stage.__name__, time.perf_counter() - t0)
             distributed.current().barrier()  # rank 0 has written the stage's output; the others read it
+    rt.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
     if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
         evaluate(rt, d, d / "checkpoint")
     e = rt.cfg.eval
