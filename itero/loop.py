@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from itero.algorithms import sft
+from itero.algorithms import ALGORITHMS, sft
 from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
@@ -49,6 +49,8 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     dist.barrier()
     rt = build_runtime(cfg, run_dir, task)
     start = warm_up(rt)
+    if getattr(cfg.algorithm, "dpo_iterations", 0):
+        train_dpo_model(rt, start)
     for k in range(1, cfg.loop.iterations + 1):
         start = iteration(rt, k, start)
         write_metrics(run_dir)
@@ -83,6 +85,29 @@ def warm_up(rt: Runtime) -> Optional[Path]:
         evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
     write_metrics(rt.run)
     return rt.initial_checkpoint
+
+
+def train_dpo_model(rt: Runtime, start: Optional[Path]) -> None:
+    """RTO's DPO model trained first, in the same run: iterative DPO from the initial policy, as a
+    sub-run in ``<run>/dpo_model/`` (same stages, so it resumes like the rest)."""
+    a, dpo = rt.cfg.algorithm, ALGORITHMS["dpo"]
+    cfg = rt.cfg.model_copy(update={
+        "algorithm": dpo.Config(beta=a.dpo_beta, nll_weight=a.dpo_nll_weight),
+        "training": rt.cfg.training.model_copy(update={"lr": a.dpo_lr or rt.cfg.training.lr}),
+        "loop": rt.cfg.loop.model_copy(update={"iterations": a.dpo_iterations}),
+    })
+    sub = dataclasses.replace(rt, cfg=cfg, run=rt.run / "dpo_model", algo=dpo)
+    for k in range(1, a.dpo_iterations + 1):
+        start = iteration(sub, k, start)
+        write_metrics(sub.run)
+    rt.policy_source, rt.generator_source = sub.policy_source, sub.generator_source  # the policy now holds π_dpo
+    rt.learner.end_phase()
+
+
+def dpo_model_path(rt: Runtime) -> str:
+    """RTO's frozen DPO model: the configured folder, or the one ``train_dpo_model`` wrote."""
+    a = rt.cfg.algorithm
+    return a.dpo_model_path or str(rt.run / "dpo_model" / f"iter_{a.dpo_iterations}" / "checkpoint")
 
 
 def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
@@ -205,7 +230,7 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             old = per_rank(lambda b: compute_logprobs(rt.policy, b, mbs, temp), selected)
         selected = selected.replace(old_logprobs=old)
     if getattr(cfg, "needs_dpo_model", False) and selected.batch_size:
-        dpo_model = rt.frozen_model(cfg.dpo_model_path)
+        dpo_model = rt.frozen_model(dpo_model_path(rt))
         selected = selected.replace(dpo_logprobs=per_rank(lambda b: compute_logprobs(dpo_model, b, mbs, temp), selected))
     if getattr(cfg, "needs_value_model", False) and cfg.needs_critic and selected.batch_size:
         from itero.models.value import compute_values

@@ -4,7 +4,9 @@ r_t = clamp(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c) − β_kl·(log �
       + 1[t = last]·clamp(R, ±reward_clip),
 then GAE, whitening, PPO-clip and the clipped value loss exactly as ``ppo``. π_ref is the initial
 (SFT) model; π_dpo is loaded frozen from ``dpo_model_path`` (a folder written by an itero ``dpo``
-run: ``runs/<name>/iter_<k>/checkpoint``). Order as RTO's ``compute_reward``: scale by β₁, then
+run: ``runs/<name>/iter_<k>/checkpoint``), or trained first in the same run: ``dpo_iterations``
+iterations of iterative DPO from the initial policy (``dpo_beta``, ``dpo_nll_weight``, ``dpo_lr``), in
+``<run>/dpo_model/``, before the first RTO iteration. Order as RTO's ``compute_reward``: scale by β₁, then
 clamp (only when c > 0). Defaults: RTO's script (β₁ 0.05, c 0.05, β_kl 0.01 as k1 in the reward,
 λ 0.95); the critic starts from the reward model when ``value_model: reward_model`` (RTO) or from
 the policy.
@@ -12,7 +14,7 @@ the policy.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 from torch import Tensor
@@ -28,7 +30,11 @@ value_loss = ppo.value_loss
 
 class Config(ppo.Config):
     name: Literal["rto"] = "rto"  # type: ignore[assignment]
-    dpo_model_path: str = ""  # frozen DPO policy; required
+    dpo_model_path: str = ""  # frozen DPO policy, or
+    dpo_iterations: int = Field(0, ge=0)  # > 0: train it first, in this run (iterative DPO from the initial policy)
+    dpo_beta: float = Field(0.1, gt=0.0)
+    dpo_nll_weight: float = Field(0.0, ge=0.0)
+    dpo_lr: Optional[float] = Field(None, gt=0.0)  # None: training.lr
     dpo_reward_scale: float = Field(0.05, gt=0.0)  # β₁
     dpo_reward_clip: float = Field(0.05, ge=0.0)  # c; 0 = no clamp
     kl_mode: Literal["reward"] = "reward"  # RTO's KL is a reward term  # type: ignore[assignment]
@@ -40,12 +46,22 @@ class Config(ppo.Config):
     def needs_reference(self) -> bool:
         return True  # the DPO token reward needs log π_ref even when β_kl = 0
 
+    @property
+    def min_samples_per_prompt(self) -> int:  # type: ignore[override]
+        return 2 if self.dpo_iterations else 1  # training the DPO model needs pairs
+
     @model_validator(mode="after")
     def _has_dpo_model(self):
-        if not self.dpo_model_path:
+        if not self.dpo_model_path and not self.dpo_iterations:
             raise ValueError(
-                "algorithm=rto needs algorithm.dpo_model_path: a DPO policy folder, e.g. "
-                "runs/<dpo-run>/iter_1/checkpoint from `itero train configs/iterative_dpo.yaml`"
+                "algorithm=rto needs a DPO model: algorithm.dpo_model_path (a DPO policy folder, e.g. "
+                "runs/<dpo-run>/iter_1/checkpoint from `itero train configs/iterative_dpo.yaml`) or "
+                "algorithm.dpo_iterations=N to train it first in this run"
+            )
+        if self.dpo_model_path and self.dpo_iterations:
+            raise ValueError(
+                f"algorithm.dpo_model_path={self.dpo_model_path!r} and algorithm.dpo_iterations={self.dpo_iterations}: "
+                "give one DPO model, a folder or the iterations that train it"
             )
         return self
 

@@ -207,6 +207,8 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
         _add_frozen(roles, notes, "reward model", cfg.reward.model_path, scorer=True)
     if getattr(a, "dpo_model_path", None):
         _add_frozen(roles, notes, "DPO model", a.dpo_model_path, scorer=False)
+    elif getattr(a, "dpo_iterations", 0):  # trained first in the run: a frozen copy of the policy
+        roles.append(ModelRole("DPO model", f"{name} (after {a.dpo_iterations} DPO iterations)", policy))
     if getattr(a, "needs_critic", False):
         source = a.value_model_path if a.value_model == "reward_model" else None
         shape = policy.as_scorer() if source is None else resolve_shape(source)[0]

@@ -9,9 +9,11 @@ policy after k − 1 updates). Measured with them at seed 0 (2 threads): PPO sam
 
 import json
 import random
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from itero.algorithms import ppo, rto
 from itero.cli import main
@@ -91,15 +93,19 @@ def test_ppo_with_a_reward_model_and_rto_on_a_chat_toy_task(tmp_path):
     critic_from_rm = ["algorithm.value_model=reward_model", f"algorithm.value_model_path={rm}"]
 
     # PPO with the RM as reward and as the critic's initialisation
-    rows = metrics(run(load_config(None, base + ["algorithm=ppo", "loop.iterations=3", "logging.name=ppo"] + critic_from_rm)))
+    rows = metrics(run(load_config(None, base + ["algorithm=ppo", "loop.iterations=2", "logging.name=ppo"] + critic_from_rm)))
     assert rows[1]["prepare/explained_variance"] > 0.0  # an RM-initialised critic already predicts the returns a bit
     assert rows[-1]["train/value_loss"] < rows[1]["train/value_loss"]  # and fits them better each iteration
+
+    for name in ("dpo", "rto", "rto-inrun"):  # the PPO run's SFT warm-up serves every later run
+        for part in ("base", "sft"):
+            shutil.copytree(tmp_path / "runs" / "ppo" / part, tmp_path / "runs" / name / part)
 
     # RTO: a DPO model from one iterative-DPO iteration, then PPO on its token rewards + the RM score
     dpo_dir = run(load_config(None, base + ["algorithm=dpo", "loop.iterations=1", "logging.name=dpo"]))
     cfg = load_config(None, base + [
         "algorithm=rto", f"algorithm.dpo_model_path={dpo_dir / 'iter_1' / 'checkpoint'}", "algorithm.dpo_reward_clip=0",
-        "loop.iterations=2", "logging.name=rto",
+        "loop.iterations=1", "logging.name=rto",
     ] + critic_from_rm)
     rto_dir = run(cfg)
     batch = torch.load(rto_dir / "iter_1" / "prepared.pt", weights_only=False)
@@ -108,4 +114,19 @@ def test_ppo_with_a_reward_model_and_rto_on_a_chat_toy_task(tmp_path):
     dpo = cfg.algorithm.dpo_reward_scale * (batch.dpo_logprobs - batch.ref_logprobs) * mask
     torch.testing.assert_close(batch.rewards, ppo.token_rewards(batch, cfg.algorithm) + dpo)
     assert rto.prepare(batch, cfg.algorithm).advantages.shape == mask.shape
-    assert (rto_dir / "iter_2" / "checkpoint" / "value_model").exists()
+    assert (rto_dir / "iter_1" / "checkpoint" / "value_model").exists()
+
+    # RTO training its DPO model first, in the same run: the same model as the standalone DPO run
+    # (same SFT start, prompts, seed and DPO settings), so the same DPO token rewards
+    inrun = run(load_config(None, base + [
+        "algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo_reward_clip=0", "loop.iterations=1",
+        "logging.name=rto-inrun",
+    ] + critic_from_rm))
+    standalone, trained = (load_file(str(d / "iter_1" / "checkpoint" / "model.safetensors")) for d in (dpo_dir, inrun / "dpo_model"))
+    sft = load_file(str(inrun / "sft" / "checkpoint" / "model.safetensors"))  # copied: the same start
+    assert max(float((trained[n] - sft[n]).abs().max()) for n in sft) > 1e-4  # DPO moved it
+    for name in standalone:
+        torch.testing.assert_close(trained[name], standalone[name], rtol=1e-5, atol=1e-6)
+    inrun_batch = torch.load(inrun / "iter_1" / "prepared.pt", weights_only=False)
+    torch.testing.assert_close(inrun_batch.dpo_logprobs, batch.dpo_logprobs, rtol=1e-5, atol=1e-5)
+    assert (inrun / "dpo_model" / "metrics.jsonl").exists()
