@@ -16,6 +16,7 @@ FSDP2 (itero/training/sharding.py); ``ddp`` keeps a replica per rank and sums gr
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -100,13 +101,20 @@ class Dist:
             offset += g.numel()
 
     def reduce_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Sum over ranks: each rank's metrics are already weighted by its share of the mini-batch."""
+        """Sum over ranks (each rank's metrics are already weighted by its share of the mini-batch);
+        the maximum for ``*_max`` metrics."""
         if not self.enabled:
             return metrics
         keys = sorted(set().union(*self.gather_objects(sorted(metrics))))  # a rank without units has fewer keys
-        values = torch.tensor([float(metrics.get(k, 0.0)) for k in keys], dtype=torch.float64)
-        tdist.all_reduce(values)
-        return dict(zip(keys, values.tolist()))
+        out = {}
+        for op, group in ((tdist.ReduceOp.SUM, [k for k in keys if not k.endswith("_max")]),
+                          (tdist.ReduceOp.MAX, [k for k in keys if k.endswith("_max")])):
+            values = torch.tensor([float(metrics.get(k, -math.inf if op == tdist.ReduceOp.MAX else 0.0)) for k in group],
+                                  dtype=torch.float64)
+            if group:
+                tdist.all_reduce(values, op=op)
+            out.update(zip(group, values.tolist()))
+        return out
 
 
 _CURRENT = Dist()

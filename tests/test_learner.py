@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 
 from itero.algorithms import dpo, sft
@@ -81,3 +82,22 @@ def test_checkpoint_round_trip(tmp_path):
     resumed.step(batch, [4, 5, 6, 7], 8, sft.loss)
     for a, b in zip(after_two, fresh.parameters()):
         torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+
+
+def test_max_metrics_are_maxima_over_micro_batches_and_steps_and_means_stay_means():
+    model, tok = tiny()
+    batch = sft.prepare(text_batch(tok, ["p"] * 8, RESPONSES))
+    lengths = batch.response_mask.sum(-1).float()
+
+    def loss_fn(mb, lp):
+        n = mb.response_mask.sum(-1).float()
+        return (lp * 0).sum(), {"length_max": float(n.max()), "length": float(n.mean())}
+
+    for micro in (1, 8):
+        learner = Learner(copy.deepcopy(model), OptimConfig(lr=1e-3, batch_size=8, micro_batch_size=micro))
+        m = learner.accumulate(batch, list(range(8)), 8, loss_fn)
+        assert m["length_max"] == float(lengths.max())
+        assert m["length"] == pytest.approx(float(lengths.mean()))
+    learner = Learner(copy.deepcopy(model), OptimConfig(lr=1e-3, batch_size=2, micro_batch_size=1))
+    m = learner.fit(batch, loss_fn)  # 4 steps of 2 rows: the largest over all steps, the mean of step means
+    assert m["length_max"] == float(lengths.max()) and m["length"] == pytest.approx(float(lengths.mean()))

@@ -146,7 +146,8 @@ class Learner:
         temperature: float = 1.0,
         on_step: Optional[Callable[[int, dict], None]] = None,
     ) -> dict[str, float]:
-        """Epochs × shuffled mini-batches of ``cfg.batch_size`` units; returns metrics averaged over steps."""
+        """Epochs × shuffled mini-batches of ``cfg.batch_size`` units; returns metrics averaged over steps
+        (``*_max`` metrics: the maximum)."""
         num_units = batch.batch_size // rows_per_unit
         if self.optimizer is None:
             self.start_phase(self.num_steps(num_units, epochs))
@@ -162,10 +163,10 @@ class Learner:
                 metrics = self.step(batch, units, num_units, loss_fn, rows_per_unit, temperature)
                 steps += 1
                 for k, v in metrics.items():
-                    totals[k] = totals.get(k, 0.0) + v
+                    totals[k] = max(totals.get(k, v), v) if k.endswith("_max") else totals.get(k, 0.0) + v
                 if on_step is not None:
                     on_step(steps, metrics)
-        return {k: v / max(steps, 1) for k, v in totals.items()}
+        return {k: v if k.endswith("_max") else v / max(steps, 1) for k, v in totals.items()}
 
     def step(
         self,
@@ -224,8 +225,8 @@ class Learner:
             (loss * (scale * weight)).backward()
             if not weight:
                 continue
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v * len(micro) / len(units)
+            for k, v in metrics.items():  # a mean over the mini-batch; a maximum for *_max metrics
+                sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * len(micro) / len(units)
             sums["loss"] += float(loss.detach()) * scale
         if not self.sharded:  # FSDP reduce-scattered the gradients in the last backward
             dist.all_reduce_gradients(self.model.parameters())
