@@ -18,21 +18,27 @@ from typing import Optional
 
 import torch
 
+from itero import distributed
 from itero.algorithms import ALGORITHMS, sft
 from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
+from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.mc_values import mc_rollout
-from itero.evaluation.task_eval import evaluate_task
 from itero.models.loading import load_model
-from itero import distributed
 from itero.runtime import Runtime, build_base_model, build_runtime, preflight
 from itero.samplers import sources
 from itero.tracking import progress
 from itero.tracking.metrics import write_metrics
-from itero.tracking.rundir import atomic_dir, atomic_torch_save, atomic_write_json, atomic_write_jsonl, prepare_run_dir
+from itero.tracking.rundir import (
+    atomic_dir,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_jsonl,
+    prepare_run_dir,
+)
 from itero.training.learner import compute_logprobs, forward_logits
 
 
@@ -326,33 +332,3 @@ def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
     rt.policy_source = path
     if (path / "value_model").exists():
         rt.critic_source = str(path / "value_model")
-
-
-def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
-    if (d / "eval.json").exists() or not distributed.current().is_main:  # rank 0 evaluates; the rest go on
-        return
-    rt.ensure_policy(checkpoint)
-    e = rt.cfg.eval
-    problems = rt.task.test[: e.num_problems] if e.num_problems else rt.task.test
-    with progress.stage(f"[{d.name}] evaluate", len(problems) * 2, rt.cfg.logging.progress) as advance:
-        metrics = evaluate_task(
-            rt.generator, rt.encode, rt.task, problems, rt.reward, k=e.k, temperature=e.temperature,
-            max_new_tokens=e.max_new_tokens or rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17,
-            advance=advance,
-        )
-    atomic_write_json(d / "eval.json", metrics)
-    progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")
-
-
-def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
-    """The configured math benchmarks; responses in ``d/eval/``, each benchmark resumable on its own."""
-    if (d / "bench.json").exists() or not distributed.current().is_main:
-        return
-    from itero.evaluation.runner import evaluate_benchmarks
-
-    rt.ensure_policy(checkpoint)
-    metrics = evaluate_benchmarks(
-        rt.generator, rt.tokenizer, rt.cfg.eval.benchmarks, rt.cfg.eval, d,
-        max_new_tokens=rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17, show_progress=rt.cfg.logging.progress,
-    )
-    atomic_write_json(d / "bench.json", {key.removeprefix("bench/"): v for key, v in metrics.items()})
