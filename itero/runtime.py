@@ -25,7 +25,7 @@ from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 from itero.rewards.math import MathReward
 from itero.tasks import Task, build_task
 from itero.training.learner import Learner, OptimConfig
-from itero.training.sharding import SHARDED_STRATEGIES, launcher_strategy, shard_model
+from itero.training.sharding import SHARDED_STRATEGIES, launcher_strategy, local_fraction, shard_model
 
 
 @dataclass
@@ -198,6 +198,12 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
         if cfg.generation.backend == "hf":  # sharded forwards are collectives: generation runs a plain copy
             replica = load_model(base_path, dtype=cfg.model.dtype, device=device)
         shard_model(policy, strategy, device)
+        local, total = local_fraction(policy)
+        if current().is_main:
+            from itero.tracking import progress
+
+            progress.info(f"[{strategy}] the policy is sharded over {current().world_size} processes: this one "
+                          f"holds {local:,} of its {total:,} parameters (and their gradients and optimizer state)")
     t = cfg.training
     learner = Learner(
         policy,

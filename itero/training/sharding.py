@@ -91,6 +91,16 @@ def shard_model(model: nn.Module, strategy: str, device: torch.device) -> nn.Mod
     return model
 
 
+def local_fraction(model: nn.Module) -> tuple[int, int]:
+    """(elements this rank stores, elements of the whole model) over the parameters: what sharding saves
+    on weights, and in the same ratio on gradients and AdamW state."""
+    local = total = 0
+    for p in model.parameters():
+        local += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+        total += p.numel()  # a DTensor's numel is the global one
+    return local, total
+
+
 def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
     """Skip the reduce-scatter on all but a mini-batch's last micro-batch (gradients accumulate locally)."""
     if is_sharded(model):

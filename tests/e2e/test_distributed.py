@@ -6,6 +6,7 @@ by the units of each mini-batch, gradients summed by an all-reduce (itero/distri
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,7 +35,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(nproc: int, config, overrides: list[str]) -> None:
+def launch(nproc: int, config, overrides: list[str]) -> str:
     """``torchrun --nproc_per_node N -m itero.cli train`` with one thread per process (the 1-process run too,
     so both sample with the same float arithmetic)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -42,6 +43,7 @@ def launch(nproc: int, config, overrides: list[str]) -> None:
            "--master_port", str(free_port()), "-m", "itero.cli", "train", str(config), *overrides]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def weights(checkpoint):
@@ -128,7 +130,9 @@ def test_sharded_learner_trains_like_one_process_and_resumes_across_strategies(t
     two.mkdir()
     shutil.copytree(one / "base", two / "base")
     shutil.copytree(one / "sft", two / "sft")
-    launch(2, config, common + ["logging.name=two", f"distributed.strategy={strategies[0]}"])
+    out = launch(2, config, common + ["logging.name=two", f"distributed.strategy={strategies[0]}"])
+    local, total = (int(n.replace(",", "")) for n in re.search(r"holds ([\d,]+) of its ([\d,]+) parameters", out).groups())
+    assert local < 0.55 * total  # each of the 2 ranks stores about half (blocks split by rows, rounded up)
 
     start, w1, w2 = (weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint"))
     assert sorted(w1) == sorted(w2)  # the gathered save has the unsharded file's tensors (tied lm_head once)
