@@ -39,6 +39,9 @@ class PolicyGradientConfig(Section):
     ratio_threshold: Optional[float] = Field(None, gt=1.0)
     # ratios, KL and entropy of softmax(logits / T) at the sampling temperature T (TRL, VinePPO), or at 1
     logprobs_at_sampling_temperature: bool = True
+    # scales the negative advantages after the algorithm computed them: 1 = as published; 0 = only
+    # better-than-baseline samples are reinforced (the "PSR" ablation of Zhu et al. 2025); applied by the loop
+    negative_weight: float = Field(1.0, ge=0.0)
 
     min_samples_per_prompt: ClassVar[int] = 2  # a group of one has no baseline
     needs_old_logprobs: ClassVar[bool] = True

@@ -136,6 +136,12 @@ def broadcast_step_advantages(step_adv: Tensor, token_step_index: Tensor, respon
     return picked * response_mask.to(step_adv.dtype)
 
 
+def scale_negative_advantages(advantages: Tensor, weight: float) -> Tensor:
+    """A where A ≥ 0, weight·A where A < 0: 0 keeps only the reinforcement of better-than-baseline
+    samples (positive-sample reinforcement), 1 is the algorithm unchanged."""
+    return torch.where(advantages < 0, advantages * weight, advantages)
+
+
 def _group_spread(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
     """max − min of the scores of each group (G,), and the dense group index of each row (B,)."""
     index, G, _ = _groups(group_ids)

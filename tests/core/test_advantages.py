@@ -15,6 +15,7 @@ from itero.core.advantages import (
     leave_one_out_advantages,
     outcome_to_token_rewards,
     reinforce_pp_advantages,
+    scale_negative_advantages,
     step_advantages_from_mc_values,
     zero_variance_group_fraction,
 )
@@ -207,3 +208,12 @@ def test_grouped_estimators_match_loops(seed):
     token_rewards = outcome_to_token_rewards(S, mask)
     expected_tr = [[s if j == n - 1 else 0.0 for j in range(4)] for s, n in zip(scores, lengths)]
     torch.testing.assert_close(token_rewards, torch.tensor(expected_tr, dtype=torch.float64))
+
+
+def test_negative_advantages_are_scaled_and_positive_ones_kept():
+    # a group of 4 with rewards 1, 0, 0, 1: centred ±0.5; with weight 0.25 the negatives become −0.125
+    adv = group_normalized_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.zeros(4, dtype=torch.long), "none")
+    assert adv.tolist() == [0.5, -0.5, -0.5, 0.5]
+    assert scale_negative_advantages(adv, 0.25).tolist() == [0.5, -0.125, -0.125, 0.5]
+    assert scale_negative_advantages(adv, 0.0).tolist() == [0.5, 0.0, 0.0, 0.5]
+    assert torch.equal(scale_negative_advantages(adv, 1.0), adv)
