@@ -124,6 +124,8 @@ def init() -> Dist:
     """Join the process group the launcher described in the environment (RANK, WORLD_SIZE, MASTER_*)."""
     global _CURRENT
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and torch.cuda.is_available():  # NCCL and FSDP's device mesh use the current device
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not tdist.is_initialized():
         tdist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if world > 1:
