@@ -20,9 +20,10 @@ import torch
 
 from itero import distributed
 from itero.algorithms import ALGORITHMS, sft
+from itero.algorithms.policy_gradient import apply_negative_weight
 from itero.batch import RolloutBatch
 from itero.config import Config, dump_config
-from itero.core.advantages import outcome_to_token_rewards, scale_negative_advantages, zero_variance_group_fraction
+from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
@@ -248,9 +249,7 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         rollout = mc_rollout(rt, selected, k)
         selected, mc_stats = algo.estimate_advantages(selected, cfg, rt.tokenizer, rollout)
         stats.update(mc_stats, mc_tokens=rollout.counted["tokens"])
-    prepared = algo.prepare(selected, cfg) if selected.batch_size else selected
-    if getattr(cfg, "negative_weight", 1.0) != 1.0 and prepared.advantages is not None:
-        prepared = prepared.replace(advantages=scale_negative_advantages(prepared.advantages, cfg.negative_weight))
+    prepared = apply_negative_weight(algo.prepare(selected, cfg), cfg) if selected.batch_size else selected
     cap = rt.cfg.generation.tis_cap
     if cap is not None and prepared.token_weights is not None and prepared.old_logprobs is not None:
         # truncated importance sampling: the engine sampled from π_sampler, the learner's π_old differs a little

@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import Tensor
 
 from itero.batch import RolloutBatch
-from itero.core.advantages import zero_variance_group_fraction
+from itero.core.advantages import scale_negative_advantages, zero_variance_group_fraction
 from itero.core.kl import kl_estimate
 from itero.core.losses import clipped_pg_loss
 from itero.core.masked import masked_mean
@@ -58,6 +58,15 @@ class PolicyGradientConfig(Section):
     @property
     def clip_high(self) -> float:
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
+
+
+def apply_negative_weight(batch: RolloutBatch, cfg) -> RolloutBatch:
+    """The prepared batch with its negative advantages scaled by ``cfg.negative_weight`` (unchanged for
+    1, or for an algorithm without advantages or without the option)."""
+    weight = getattr(cfg, "negative_weight", 1.0)
+    if weight == 1.0 or batch.advantages is None:
+        return batch
+    return batch.replace(advantages=scale_negative_advantages(batch.advantages, weight))
 
 
 def select_all(

@@ -118,3 +118,17 @@ def test_loss_kl_term_and_clip_higher():
 def test_reference_only_with_kl():
     assert not grpo.Config().needs_reference and grpo.Config(beta=0.04).needs_reference
     assert grpo.Config.needs_old_logprobs and grpo.Config.min_samples_per_prompt == 2
+
+
+def test_negative_weight_scales_only_the_negative_advantages_of_the_prepared_batch():
+    from itero.algorithms import dpo
+    from itero.algorithms.policy_gradient import apply_negative_weight
+
+    cfg = grpo.Config(negative_weight=0.5)
+    plain = grpo.prepare(two_groups(), grpo.Config())
+    out = apply_negative_weight(grpo.prepare(two_groups(), cfg), cfg)
+    expected = [a if a >= 0 else 0.5 * a for a in first_token_advantages(plain)]  # rows 0, 3, 4 keep theirs
+    assert first_token_advantages(out) == pytest.approx(expected, rel=1e-6)
+    assert out.advantages[0, 2:].tolist() == [0.0, 0.0]  # padding stays 0
+    assert apply_negative_weight(plain, grpo.Config()) is plain  # weight 1: untouched
+    assert apply_negative_weight(plain, dpo.Config()) is plain  # an algorithm without the option
