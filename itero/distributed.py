@@ -107,12 +107,12 @@ class Dist:
             return metrics
         keys = sorted(set().union(*self.gather_objects(sorted(metrics))))  # a rank without units has fewer keys
         out = {}
-        for op, group in ((tdist.ReduceOp.SUM, [k for k in keys if not k.endswith("_max")]),
-                          (tdist.ReduceOp.MAX, [k for k in keys if k.endswith("_max")])):
-            values = torch.tensor([float(metrics.get(k, -math.inf if op == tdist.ReduceOp.MAX else 0.0)) for k in group],
-                                  dtype=torch.float64)
-            if group:
-                tdist.all_reduce(values, op=op)
+        for op, missing, group in ((tdist.ReduceOp.SUM, 0.0, [k for k in keys if not k.endswith("_max")]),
+                                   (tdist.ReduceOp.MAX, -math.inf, [k for k in keys if k.endswith("_max")])):
+            if not group:
+                continue
+            values = torch.tensor([float(metrics.get(k, missing)) for k in group], dtype=torch.float64)
+            tdist.all_reduce(values, op=op)
             out.update(zip(group, values.tolist()))
         return out
 

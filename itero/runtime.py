@@ -46,6 +46,7 @@ class Runtime:
     critic: Optional[Learner] = None  # PPO / RTO value model and its optimizer, built by ensure_critic
     critic_source: Optional[str] = None
     replica: Optional[torch.nn.Module] = None  # a sharded policy's plain copy that the hf generator runs
+    strategy: str = "ddp"  # distributed.strategy after the accelerate launch config (sharding.launcher_strategy)
     _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
     _frozen: dict = field(default_factory=dict, repr=False)
 
@@ -101,7 +102,7 @@ class Runtime:
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
             model = model.to(self.device)
             if self.learner.sharded:
-                shard_model(model, launcher_strategy(self.cfg.distributed.strategy), self.device)
+                shard_model(model, self.strategy, self.device)
             self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
             self.critic_source = source
         return self.critic
@@ -216,7 +217,7 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     return Runtime(
         cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy, device=device,
         generator=build_generator(cfg, base_path, tokenizer, replica if replica is not None else policy),
-        learner=learner, task=task, replica=replica,
+        learner=learner, task=task, replica=replica, strategy=strategy,
         reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device),
         algo=ALGORITHMS[cfg.algorithm.name],
     )

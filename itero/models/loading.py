@@ -7,7 +7,15 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from itero.training.sharding import is_sharded, load_full_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +75,6 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
     state = {}
     for f in files:
         state.update(load_file(str(f)))
-    from itero.training.sharding import is_sharded, load_full_state_dict
-
     if is_sharded(model):  # FSDP2: each rank copies its own shard of every full tensor
         missing, unexpected = load_full_state_dict(model, state)
     else:

@@ -67,7 +67,9 @@ class ValueModel(nn.Module):
             self.backbone.save_pretrained(path)
             torch.save(self.head.state_dict(), path / HEAD_FILE)
             return
-        part = lambda prefix: {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}  # noqa: E731
+        def part(prefix: str) -> dict[str, Tensor]:
+            return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
         self.backbone.save_pretrained(path, state_dict=part("backbone."))
         torch.save(part("head."), path / HEAD_FILE)
 
