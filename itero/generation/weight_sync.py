@@ -18,7 +18,6 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 import torch
 from torch import Tensor
 
-from itero.training.sharding import reshard
 
 # Inserted anywhere in a name: FSDP1 units, activation checkpointing, torch.compile.
 WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
@@ -136,7 +135,6 @@ def learner_probe_logprobs(model: torch.nn.Module, probe_ids: Sequence[int]) -> 
             logits = model(input_ids=ids).logits[0, :-1].float()
     finally:
         model.train(was_training)
-        reshard(model)  # a zero2 model keeps the forward's gathered parameters otherwise
     return logits.log_softmax(-1).gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
 
 

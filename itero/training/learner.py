@@ -79,7 +79,6 @@ def compute_logprobs(
         mb = batch.select(rows).trimmed().to(device)
         out[start : start + len(rows), : mb.response_ids.shape[1]] = forward(model, mb, temperature).float().cpu()
     model.train(was_training)
-    sharding.reshard(model)
     return out
 
 
@@ -248,7 +247,6 @@ class Learner:
         path = Path(path)
         keep = with_optimizer and self.optimizer is not None
         if self.sharded:  # gathered to rank 0 (collectives: every rank calls save); optimizer keyed by name
-            sharding.reshard(self.model)
             weights = sharding.full_state_dict(self.model)
             optimizer = sharding.full_optimizer_state(self.model, self.optimizer) if keep else None
             if current().is_main:

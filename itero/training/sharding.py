@@ -88,7 +88,16 @@ def shard_model(model: nn.Module, strategy: str, device: torch.device) -> nn.Mod
             # each rank's loss already carries its share of the mini-batch (the learner's weights): sum, not mean
             module.set_gradient_divide_factor(1.0)
             module.set_force_sum_reduction_for_comms(True)  # plain SUM collectives (gloo has no PREMUL_SUM)
+    if not reshard:
+        # zero2 keeps a forward's gathered blocks for the backward; a no-grad forward (old / ref log-probs,
+        # V_old, the engine's probe) has none, so shard back at once instead of holding a full copy
+        model.register_forward_hook(_reshard_after_no_grad_forward)
     return model
+
+
+def _reshard_after_no_grad_forward(module: nn.Module, args, output) -> None:
+    if not torch.is_grad_enabled():
+        reshard(module)
 
 
 def local_fraction(model: nn.Module) -> tuple[int, int]:
@@ -108,8 +117,7 @@ def set_gradient_sync(model: nn.Module, enabled: bool) -> None:
 
 
 def reshard(model: nn.Module) -> None:
-    """Back to sharded parameters. Needed after a no-grad forward under ``zero2``, whose blocks keep
-    their gathered parameters for a backward that never comes (the optimizer holds the shards)."""
+    """Back to sharded parameters (what a ``zero2`` model's root does after every no-grad forward)."""
     for module in model.modules():
         if is_sharded(module):
             module.reshard()

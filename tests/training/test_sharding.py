@@ -115,3 +115,33 @@ def test_conflicting_strategies_are_refused_with_both_named():
     with pytest.raises(ValueError, match="strategy=zero3.*ZeRO stage 2"):
         sharding.launcher_strategy("zero3", env)
     assert sharding.launcher_strategy("zero3", {}) == "zero3"
+
+
+@pytest.fixture
+def one_rank_group(tmp_path):
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    tdist.destroy_process_group()
+
+
+def _gathered(model) -> list[str]:
+    """Names of the parameters held whole (plain tensors) rather than as shards (DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return [name for name, p in model.named_parameters() if not isinstance(p, DTensor)]
+
+
+@pytest.mark.parametrize("strategy", ["zero2", "zero3"])
+def test_a_no_grad_forward_leaves_the_model_sharded(one_rank_group, strategy):
+    """zero2 keeps a forward's gathered blocks for the backward; after a no-grad forward (old / ref
+    log-probs, V_old) there is none, and the root's hook must shard them back."""
+    model, tok = tiny()
+    sharding.shard_model(model, strategy, torch.device("cpu"))
+    ids = torch.tensor([tok.encode("12+3=", add_special_tokens=False)])
+    with torch.no_grad():
+        model(input_ids=ids)
+    assert _gathered(model) == []
+    model(input_ids=ids).logits.sum().backward()  # with grad: gathered for the backward, sharded after it
+    assert _gathered(model) == []
