@@ -69,6 +69,7 @@ EPILOG = {
           itero compare runs/online runs/gshf runs/mixp --metric eval/pass@4 --out runs/samplers
           itero compare runs/raft runs/grpo runs/ppo runs/vineppo --x seconds   # on a common wall-clock budget
           itero compare runs/raft runs/grpo runs/ppo runs/vineppo --x tokens    # ... or tokens generated
+          itero compare runs/raft runs/grpo --x tokens --budget 1.38e6          # the value within 1.38 M tokens
     """,
     "grade": """
         examples:
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="compare", help="output stem: writes OUT.png and OUT.md (default: ./compare)")
     p.add_argument("--x", default="iteration", choices=("iteration", "seconds", "tokens"),
                    help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated")
+    p.add_argument("--budget", type=float, default=None,
+                   help="with --x seconds / tokens: the common budget of the table (default: the smallest run's total)")
 
     from itero.bandit import cli as bandit_cli
     from itero.evaluation import cli as eval_cli
@@ -163,7 +166,10 @@ def _train(args, config_path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compare" and args.budget is not None and args.x == "iteration":
+        parser.error("--budget needs --x seconds or --x tokens (a budget in seconds or tokens)")
     from itero.models.loading import ModelNotFoundError
     from itero.schema import ConfigError
     from itero.tasks.jsonl import DataFileError
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from itero.tracking.compare import compare
 
-            png, table = compare(args.run_dirs, args.metric, args.out, args.x)
+            png, table = compare(args.run_dirs, args.metric, args.out, args.x, args.budget)
             print(f"{table}\n\nplot: {png}")
             return 0
         if args.command in ("eval", "kl"):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from itero.cli import main
-from itero.tracking.compare import compare_table, load_runs
+from itero.tracking.compare import compare, compare_table, load_runs
 from itero.tracking.rundir import RunDirError
 
 
@@ -61,3 +61,19 @@ def test_budget_axes_are_running_sums_and_the_table_reads_each_run_within_the_sm
     tokens = load_runs([fast, slow], "eval/greedy_accuracy", x="tokens")
     assert tokens["slow"] == [(0, 0.3), (400, 0.7)]  # samples + MC continuations
     assert compare_table(tokens, "eval/greedy_accuracy", x="tokens").splitlines()[2].endswith("| 60.0% |")
+    # a given budget: fast is read at 300 tokens, slow stopped at 400 and is marked so
+    table = compare_table(tokens, "eval/greedy_accuracy", x="tokens", budget=300).splitlines()
+    assert table[0].endswith("within 300 tok |")
+    assert table[2].endswith("| 60.0% |") and table[3].endswith("| 30.0% |")
+    table = compare_table(tokens, "eval/greedy_accuracy", x="tokens", budget=500).splitlines()
+    assert table[2].endswith("| 60.0% (stopped at 300 tok) |") and table[3].endswith("| 70.0% (stopped at 400 tok) |")
+    with pytest.raises(ValueError, match="--budget needs --x seconds or --x tokens"):
+        compare([fast], budget=5)
+
+
+def test_cli_refuses_a_budget_on_the_iteration_axis(tmp_path, capsys):
+    run = fake_run(tmp_path, "a", [0.1, 0.2])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(run), "--budget", "5", "--out", str(tmp_path / "c")])
+    assert exit_info.value.code == 2 and "--budget needs --x seconds or --x tokens" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()

@@ -5,7 +5,7 @@ is, runs of different lengths are fine, and a run that has not finished shows wh
 ``x="seconds"`` or ``"tokens"`` puts the runs on a common budget instead of the iteration: the running
 sum of the generate/score/prepare/train wall-clock (``time.json``), or of the tokens generated
 (samples plus VinePPO's Monte-Carlo continuations); the table then adds the value each run had
-reached within the smallest run's total budget.
+reached within a common budget: the smallest run's total, or the one given (``budget``).
 """
 
 from __future__ import annotations
@@ -53,13 +53,19 @@ def load_runs(run_dirs: Sequence[str | Path], metric: str, x: str = "iteration")
     return curves
 
 
-def compare_table(curves: dict[str, list[tuple[float, float]]], metric: str, x: str = "iteration") -> str:
+def compare_table(
+    curves: dict[str, list[tuple[float, float]]], metric: str, x: str = "iteration", budget: Optional[float] = None,
+) -> str:
     """Markdown: per run the value at the start, the best (and where), the last, and with a budget
-    axis the value reached within the smallest run's total budget (the last point at or below it)."""
+    axis the value reached within ``budget`` (default: the smallest run's total), the last point at or
+    below it; a run that stopped short of it shows its last value, marked with where it stopped."""
     pct = "accuracy" in metric or metric.split("/")[-1].startswith(("pass@", "mean_accuracy", "maj@"))
     fmt = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.4g}")
     where = (lambda k: f"{int(k)}") if x == "iteration" else (lambda k: f"{k:.3g} {'s' if x == 'seconds' else 'tok'}")
-    budget = min(pts[-1][0] for pts in curves.values()) if x != "iteration" else None
+    if x == "iteration":
+        budget = None
+    elif budget is None:
+        budget = min(pts[-1][0] for pts in curves.values())
     head = "| run | start | best (at) | last (at) | last − start |" + (f" within {where(budget)} |" if budget is not None else "")
     lines = [head, "|---|---:|---:|---:|---:|" + ("---:|" if budget is not None else "")]
     for name, pts in curves.items():
@@ -69,7 +75,8 @@ def compare_table(curves: dict[str, list[tuple[float, float]]], metric: str, x: 
         gain = "" if start is None else (f"{100 * (last - start):+.1f}" if pct else f"{last - start:+.4g}")
         row = f"| {name} | {'' if start is None else fmt(start)} | {fmt(best)} ({where(best_k)}) | {fmt(last)} ({where(last_k)}) | {gain} |"
         if budget is not None:
-            row += f" {fmt([v for k, v in pts if k <= budget][-1])} |"
+            short = f" (stopped at {where(last_k)})" if last_k < budget else ""
+            row += f" {fmt([v for k, v in pts if k <= budget][-1])}{short} |"
         lines.append(row)
     return "\n".join(lines)
 
@@ -95,11 +102,14 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path:
 
 
 def compare(
-    run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None, x: str = "iteration"
+    run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None, x: str = "iteration",
+    budget: Optional[float] = None,
 ) -> tuple[Path, str]:
     """Writes OUT.png and OUT.md (default: compare.png / compare.md in the current folder); returns (png, table)."""
+    if budget is not None and x == "iteration":
+        raise ValueError("--budget needs --x seconds or --x tokens (a budget in seconds or tokens)")
     curves = load_runs(run_dirs, metric, x)
-    table = compare_table(curves, metric, x)
+    table = compare_table(curves, metric, x, budget)
     stem = Path(out) if out else Path("compare")
     png = plot_curves(curves, metric, stem.with_suffix(".png"), x)
     atomic_write_text(stem.with_suffix(".md"), f"# {metric}\n\n![{metric}]({png.name})\n\n{table}\n")
