@@ -107,14 +107,25 @@ class Dist:
             return metrics
         keys = sorted(set().union(*self.gather_objects(sorted(metrics))))  # a rank without units has fewer keys
         out = {}
-        for op, missing, group in ((tdist.ReduceOp.SUM, 0.0, [k for k in keys if not k.endswith("_max")]),
-                                   (tdist.ReduceOp.MAX, -math.inf, [k for k in keys if k.endswith("_max")])):
+        for op, missing, group in ((tdist.ReduceOp.SUM, 0.0, [k for k in keys if not is_max_metric(k)]),
+                                   (tdist.ReduceOp.MAX, -math.inf, [k for k in keys if is_max_metric(k)])):
             if not group:
                 continue
             values = torch.tensor([float(metrics.get(k, missing)) for k in group], dtype=torch.float64)
             tdist.all_reduce(values, op=op)
             out.update(zip(group, values.tolist()))
         return out
+
+
+def is_max_metric(name: str) -> bool:
+    """A metric named ``*_max`` (``ratio_max``) is a maximum over micro-batches, steps and ranks;
+    every other one a (weighted) mean."""
+    return name.endswith("_max")
+
+
+def fold_metric(into: dict[str, float], name: str, value: float, weight: float = 1.0) -> None:
+    """Accumulates one metric: the running maximum of a ``*_max`` one, else the weighted sum."""
+    into[name] = max(into.get(name, value), value) if is_max_metric(name) else into.get(name, 0.0) + value * weight
 
 
 _CURRENT = Dist()

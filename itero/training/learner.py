@@ -21,7 +21,7 @@ from torch import Tensor
 
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
-from itero.distributed import current
+from itero.distributed import current, fold_metric, is_max_metric
 from itero.training import sharding
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
@@ -162,10 +162,10 @@ class Learner:
                 metrics = self.step(batch, units, num_units, loss_fn, rows_per_unit, temperature)
                 steps += 1
                 for k, v in metrics.items():
-                    totals[k] = max(totals.get(k, v), v) if k.endswith("_max") else totals.get(k, 0.0) + v
+                    fold_metric(totals, k, v)
                 if on_step is not None:
                     on_step(steps, metrics)
-        return {k: v if k.endswith("_max") else v / max(steps, 1) for k, v in totals.items()}
+        return {k: v if is_max_metric(k) else v / max(steps, 1) for k, v in totals.items()}
 
     def step(
         self,
@@ -225,7 +225,7 @@ class Learner:
             if not weight:
                 continue
             for k, v in metrics.items():  # a mean over the mini-batch; a maximum for *_max metrics
-                sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * len(micro) / len(units)
+                fold_metric(sums, k, v, len(micro) / len(units))
             sums["loss"] += float(loss.detach()) * scale
         if not self.sharded:  # FSDP reduce-scattered the gradients in the last backward
             dist.all_reduce_gradients(self.model.parameters())
