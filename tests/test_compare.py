@@ -19,6 +19,7 @@ def test_table_has_start_best_last_and_gain(tmp_path):
     runs = [fake_run(tmp_path, "raft", [0.34, 0.44, 0.5, 0.49]), fake_run(tmp_path, "dpo", [0.34, 0.31])]
     curves = load_runs(runs, "eval/greedy_accuracy")
     assert curves["dpo"] == [(0, 0.34), (1, 0.31)]
+    assert load_runs(runs, "eval/greedy_accuracy", until=1)["raft"] == [(0, 0.34), (1, 0.44)]
     table = compare_table(curves, "eval/greedy_accuracy").splitlines()
     assert table[2] == "| raft | 34.0% | 50.0% (2) | 49.0% (3) | +15.0 |"
     assert table[3] == "| dpo | 34.0% | 34.0% (0) | 31.0% (1) | -3.0 |"

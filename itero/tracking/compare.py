@@ -34,15 +34,18 @@ def budget_used(rows: list[dict], x: str) -> dict[int, float]:
     return out
 
 
-def load_runs(run_dirs: Sequence[str | Path], metric: str, x: str = "iteration") -> dict[str, list[tuple[float, float]]]:
-    """{run name: [(x, value), ...]}; a run without that metric is an error naming what it has."""
+def load_runs(
+    run_dirs: Sequence[str | Path], metric: str, x: str = "iteration", until: Optional[int] = None,
+) -> dict[str, list[tuple[float, float]]]:
+    """{run name: [(x, value), ...]} over iterations 0..``until`` (all by default); a run without that
+    metric is an error naming what it has."""
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
     curves: dict[str, list[tuple[float, float]]] = {}
     for run in map(Path, run_dirs):
         if not (run / "metrics.jsonl").exists():
             raise RunDirError(f"{run} has no metrics.jsonl; is it a run directory (itero train ...)?")
-        rows = read_metrics(run)
+        rows = [r for r in read_metrics(run) if until is None or int(r["iteration"]) <= until]
         at = budget_used(rows, x) if x != "iteration" else {int(r["iteration"]): int(r["iteration"]) for r in rows}
         points = [(at[int(r["iteration"])], float(r[metric])) for r in rows if metric in r]
         if not points:
@@ -103,12 +106,12 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path:
 
 def compare(
     run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None, x: str = "iteration",
-    budget: Optional[float] = None,
+    budget: Optional[float] = None, until: Optional[int] = None,
 ) -> tuple[Path, str]:
     """Writes OUT.png and OUT.md (default: compare.png / compare.md in the current folder); returns (png, table)."""
     if budget is not None and x == "iteration":
         raise ValueError("--budget needs --x seconds or --x tokens (a budget in seconds or tokens)")
-    curves = load_runs(run_dirs, metric, x)
+    curves = load_runs(run_dirs, metric, x, until)
     table = compare_table(curves, metric, x, budget)
     stem = Path(out) if out else Path("compare")
     png = plot_curves(curves, metric, stem.with_suffix(".png"), x)
