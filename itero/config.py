@@ -145,14 +145,16 @@ class RewardConfig(Section):
         return data
 
 
-DEFAULT_ALGORITHM = "raft"  # the quickstart's; see configs/quickstart.yaml
+# The quickstart's algorithm: iterative DPO with the DPO-Positive loss (see configs/quickstart.yaml). An
+# `algorithm:` section without a name fills in from it, so `itero quickstart algorithm.beta=0.2` keeps DPOP.
+DEFAULT_ALGORITHM = {"name": "dpo", "loss": "dpop"}
 _ALGORITHM_CONFIGS = {name: module.Config for name, module in ALGORITHMS.items()}
 AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(discriminator="name")]
 
 
 class TrainingConfig(Section):
     lr: float = Field(1e-4, gt=0.0)
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(6, ge=1)
     batch_size: int = Field(32, ge=1)  # examples (pairs for DPO, sequences otherwise) per optimizer step
     micro_batch_size: int = Field(32, ge=1)  # examples per forward/backward; gradients accumulate
     warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
@@ -184,7 +186,7 @@ class SFTConfig(Section):
 
 
 class LoopConfig(Section):
-    iterations: int = Field(5, ge=0)
+    iterations: int = Field(7, ge=0)
     prompts_per_iteration: int = Field(1024, ge=1)
     same_prompts_every_iteration: bool = False  # the samplers paper reuses one prompt set
     seed: int = 0
@@ -257,7 +259,7 @@ class Config(Section):
     task: TaskConfig = TaskConfig()
     generation: GenerationConfig = GenerationConfig()
     reward: RewardConfig = RewardConfig()
-    algorithm: AlgorithmConfig = ALGORITHMS[DEFAULT_ALGORITHM].Config()
+    algorithm: AlgorithmConfig = ALGORITHMS[DEFAULT_ALGORITHM["name"]].Config.model_validate(DEFAULT_ALGORITHM)
     training: TrainingConfig = TrainingConfig()
     sft: SFTConfig = SFTConfig()
     loop: LoopConfig = LoopConfig()
@@ -269,7 +271,7 @@ class Config(Section):
     @classmethod
     def _default_algorithm(cls, data: Any):
         if isinstance(data, dict) and isinstance(data.get("algorithm"), dict) and "name" not in data["algorithm"]:
-            data = {**data, "algorithm": {"name": DEFAULT_ALGORITHM, **data["algorithm"]}}
+            data = {**data, "algorithm": {**DEFAULT_ALGORITHM, **data["algorithm"]}}
         return data
 
     @model_validator(mode="after")
@@ -305,7 +307,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(explain(err, Config, _ALGORITHM_CONFIGS, DEFAULT_ALGORITHM)) from None
+        raise ConfigError(explain(err, Config, _ALGORITHM_CONFIGS, DEFAULT_ALGORITHM["name"])) from None
 
 
 def dump_config(config: Config) -> str:

@@ -14,6 +14,14 @@ def test_quickstart_yaml_is_the_default_config():
     assert load_config(ROOT / "configs" / "quickstart.yaml") == Config()
 
 
+def test_an_algorithm_section_without_a_name_keeps_the_quickstart_algorithm():
+    cfg = load_config(None, ["algorithm.beta=0.2"])
+    assert (cfg.algorithm.name, cfg.algorithm.loss, cfg.algorithm.beta) == ("dpo", "dpop", 0.2)
+    assert load_config(None, ["algorithm=dpo"]).algorithm.loss == "sigmoid"  # named: the algorithm's own defaults
+    with pytest.raises(ConfigError, match="unknown key 'algorithm.threshold'.*allowed here: .*dpop_lambda"):
+        load_config(None, ["algorithm.threshold=0.3"])  # a RAFT key without algorithm=raft
+
+
 def test_dotted_overrides_are_typed():
     cfg = load_config(None, ["algorithm=dpo", "algorithm.beta=0.2", "loop.iterations=5", "generation.temperature=0.5"])
     assert cfg.algorithm.beta == 0.2 and cfg.loop.iterations == 5 and cfg.generation.temperature == 0.5
@@ -35,7 +43,7 @@ def test_reward_presets():
     "override, words",
     [
         (["algorithm=dpo", "algorithm.betta=0.2"], ["algorithm.betta", "did you mean 'beta'"]),
-        (["algorithm.beta=0.2"], ["algorithm.beta", "allowed here", "threshold"]),  # the default is RAFT
+        (["algorithm.threshold=0.3"], ["algorithm.threshold", "allowed here", "dpop_lambda"]),  # the default is DPO
         (["trainig.lr=1"], ["trainig", "did you mean 'training'"]),
         (["training.lr=abc"], ["training.lr", "'abc'", "number"]),
         (["algorithm=dpo", "generation.n_samples_per_prompt=1"], ["generation.n_samples_per_prompt=1", "at least 2"]),
