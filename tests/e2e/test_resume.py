@@ -70,7 +70,7 @@ def test_changed_config_on_existing_run_is_refused(tmp_path):
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     config = (tmp_path / "r" / "config.yaml").read_text()
-    second = itero(tmp_path, "r", "loop.iterations=0", "eval.num_problems=2", "algorithm.threshold=0.3")
+    second = itero(tmp_path, "r", "loop.iterations=0", "eval.num_problems=2", "algorithm.beta=0.3")
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 2 and "different config" in out and "--force" in out
     assert (tmp_path / "r" / "config.yaml").read_text() == config
