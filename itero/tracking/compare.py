@@ -64,7 +64,7 @@ def compare_table(
     below it; a run that stopped short of it shows its last value, marked with where it stopped."""
     pct = "accuracy" in metric or metric.split("/")[-1].startswith(("pass@", "mean_accuracy", "maj@"))
     fmt = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.4g}")
-    where = (lambda k: f"{int(k)}") if x == "iteration" else (lambda k: f"{k:.3g} {'s' if x == 'seconds' else 'tok'}")
+    where = (lambda k: f"{int(k)}") if x == "iteration" else (lambda k: f"{k:.4g} {'s' if x == 'seconds' else 'tok'}")
     if x == "iteration":
         budget = None
     elif budget is None:
@@ -90,17 +90,23 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.5) if len(curves) <= 10 else (9, 5))
     scale = 100 if "accuracy" in metric or "pass@" in metric else 1
-    for name, pts in curves.items():
-        ax.plot([k for k, _ in pts], [scale * v for _, v in pts], "o-", label=name)
+    # past matplotlib's 10 default colours, curves would share them: 20 colours and 5 markers instead
+    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+    for i, (name, pts) in enumerate(curves.items()):
+        ax.plot([k for k, _ in pts], [scale * v for _, v in pts], "osD^v"[i % 5] + "-", color=colors[i % len(colors)],
+                label=name, markersize=5)
     xlabel = {"iteration": "iteration (0 = start)", "seconds": "wall-clock seconds (generate + score + prepare + train)",
               "tokens": "tokens generated (samples + MC continuations)"}[x]
     ax.set(xlabel=xlabel, ylabel=metric + (" (%)" if scale == 100 else ""), title=metric)
     ax.grid(alpha=0.3)
     if x == "iteration":
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8)
+    if len(curves) <= 10:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
 
 
