@@ -97,18 +97,23 @@ def warm_up(rt: Runtime) -> Optional[Path]:
 def train_dpo_model(rt: Runtime, start: Optional[Path]) -> None:
     """RTO's DPO model trained first, in the same run: iterative DPO from the initial policy, as a
     sub-run in ``<run>/dpo_model/`` (same stages, so it resumes like the rest)."""
-    a, dpo = rt.cfg.algorithm, ALGORITHMS["dpo"]
-    cfg = rt.cfg.model_copy(update={
-        "algorithm": dpo.Config(beta=a.dpo_beta, nll_weight=a.dpo_nll_weight),
-        "training": rt.cfg.training.model_copy(update={"lr": a.dpo_lr or rt.cfg.training.lr}),
-        "loop": rt.cfg.loop.model_copy(update={"iterations": a.dpo_iterations}),
-    })
-    sub = dataclasses.replace(rt, cfg=cfg, run=rt.run / "dpo_model", algo=dpo)
+    a = rt.cfg.algorithm
+    sub = dataclasses.replace(rt, cfg=dpo_model_config(rt.cfg), run=rt.run / "dpo_model", algo=ALGORITHMS["dpo"])
     for k in range(1, a.dpo_iterations + 1):
         start = iteration(sub, k, start)
         write_metrics(sub.run)
     rt.policy_source, rt.generator_source = sub.policy_source, sub.generator_source  # the policy now holds π_dpo
     rt.learner.end_phase()
+
+
+def dpo_model_config(cfg: Config) -> Config:
+    """The sub-run's config: RTO's run with an iterative-DPO section built from its ``dpo_*`` keys."""
+    a = cfg.algorithm
+    return cfg.model_copy(update={
+        "algorithm": ALGORITHMS["dpo"].Config(loss=a.dpo_loss, beta=a.dpo_beta, nll_weight=a.dpo_nll_weight),
+        "training": cfg.training.model_copy(update={"lr": a.dpo_lr or cfg.training.lr}),
+        "loop": cfg.loop.model_copy(update={"iterations": a.dpo_iterations}),
+    })
 
 
 def dpo_model_path(rt: Runtime) -> str:

@@ -64,3 +64,16 @@ def test_needs_reference_even_without_kl():
     assert rto.Config(dpo_model_path="dpo", beta=0.0).needs_reference
     assert not ppo.Config(beta=0.0).needs_reference  # plain PPO with β = 0 loads no reference
     assert rto.Config.needs_dpo_model
+
+
+def test_the_in_run_dpo_model_takes_the_dpo_keys():
+    from itero.loop import dpo_model_config
+
+    cfg = load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=2", "algorithm.dpo_loss=dpop",
+                             "algorithm.dpo_beta=0.2", "algorithm.dpo_lr=1e-4", "training.lr=5e-5", "loop.iterations=5"])
+    sub = dpo_model_config(cfg)
+    assert (sub.algorithm.name, sub.algorithm.loss, sub.algorithm.beta) == ("dpo", "dpop", 0.2)
+    assert (sub.training.lr, sub.loop.iterations) == (1e-4, 2)
+    assert dpo_model_config(load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1"])).algorithm.loss == "sigmoid"
+    with pytest.raises(ConfigError, match="unknown dpo_loss 'dpo'; choose one of sigmoid"):
+        load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo_loss=dpo"])
