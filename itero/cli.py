@@ -60,7 +60,7 @@ EPILOG = {
 
         examples:
           itero kl runs/r1/iter_9/checkpoint Qwen/Qwen2.5-Math-7B --prompts ../shared/data/math500/test.jsonl --n 4
-          itero kl runs/quickstart/iter_5/checkpoint runs/quickstart/base --prompts prompts.jsonl --template plain --out kl.json
+          itero kl runs/quickstart/iter_7/checkpoint runs/quickstart/base --prompts prompts.jsonl --template plain --out kl.json
     """,
     "compare": """
         Puts several runs side by side: one curve per run of METRIC against the iteration, and a
