@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "compare" and args.budget is not None and args.x == "iteration":
-        parser.error("--budget needs --x seconds or --x tokens (a budget in seconds or tokens)")
     from itero.models.loading import ModelNotFoundError
     from itero.schema import ConfigError
     from itero.tasks.jsonl import DataFileError
@@ -200,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from itero.tracking.compare import compare
 
-            png, table = compare(args.run_dirs, args.metric, args.out, args.x, args.budget, args.until)
+            try:
+                png, table = compare(args.run_dirs, args.metric, args.out, args.x, args.budget, args.until)
+            except ValueError as err:  # an option that does not fit the axis: nothing was written
+                parser.error(str(err))
             print(f"{table}\n\nplot: {png}")
             return 0
         if args.command in ("eval", "kl"):

@@ -63,8 +63,7 @@ def unsupported_reason(model: nn.Module) -> Optional[str]:
         return "torch older than 2.5 (scaled_dot_product_attention without enable_gqa)"
     if getattr(model, "hf_quantizer", None) is not None:
         return "quantized"
-    dtypes = {p.dtype for p in model.parameters()}
-    if dtypes not in ({torch.float32}, {torch.bfloat16}) or any(p.device.type != "cpu" for p in model.parameters()):
+    if {(p.dtype, p.device.type) for p in model.parameters()} not in ({(torch.float32, "cpu")}, {(torch.bfloat16, "cpu")}):
         return "parameters are not all float32 or all bfloat16 on CPU"
     if config._attn_implementation not in _ATTENTION_IMPLEMENTATIONS:
         return f"attention implementation {config._attn_implementation!r}"
