@@ -282,6 +282,12 @@ class Config(Section):
                 f"generation.n_samples_per_prompt={n}: algorithm {self.algorithm.name!r} needs at least "
                 f"{needed} samples per prompt"
             )
+        warmup = getattr(self.algorithm, "critic_warmup", 0)
+        if warmup >= self.loop.iterations:
+            raise ValueError(
+                f"algorithm.critic_warmup={warmup} >= loop.iterations={self.loop.iterations}: the actor would "
+                "never train; the first critic_warmup iterations train the critic only"
+            )
         batch, gpus = self.training.batch_size, self.distributed.num_processes
         if batch % gpus:
             raise ValueError(

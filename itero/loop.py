@@ -290,13 +290,18 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         # one optimizer kept across iterations gets one schedule over the whole run (this iteration's
         # step count × iterations), or its cosine would reach 0 at the end of iteration 1
         horizon = steps if reset else steps * rt.cfg.loop.iterations
-        rt.learner.start_phase(horizon, reset=reset)
-        if not reset and start is not None and (start / "trainer_state.pt").exists():
-            rt.learner.load_state(start, horizon)
-        with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
-            metrics.update(rt.learner.fit(
-                batch, loss_function(rt, start), **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)),
-            ))
+        warmup = getattr(cfg, "critic_warmup", 0)
+        if k <= warmup:  # the policy stays as it is; the checkpoint below saves it unchanged
+            metrics["actor_frozen"] = 1.0
+        else:
+            actor_horizon = steps if reset else steps * (rt.cfg.loop.iterations - warmup)
+            rt.learner.start_phase(actor_horizon, reset=reset)
+            if not reset and start is not None and (start / "trainer_state.pt").exists():
+                rt.learner.load_state(start, actor_horizon)
+            with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
+                metrics.update(rt.learner.fit(
+                    batch, loss_function(rt, start), **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)),
+                ))
         if getattr(cfg, "needs_value_model", False) and cfg.needs_critic:
             critic = rt.ensure_critic(start)
             critic.start_phase(horizon, reset=reset)

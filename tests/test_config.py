@@ -51,6 +51,9 @@ def test_reward_presets():
         (["training.batch_size=33"], ["training.batch_size=33", "micro_batch_size=32"]),
         (["generation.temperature=-1"], ["generation.temperature", "-1"]),
         (["loop.iterations"], ["key.sub=value"]),
+        (["algorithm=ppo", "algorithm.critic_warmup=7", "loop.iterations=7"], ["critic_warmup=7", "loop.iterations=7"]),
+        (["algorithm=ppo", "algorithm.critic_warmup=1", "algorithm.value_model=none", "algorithm.advantage_estimator=return"],
+         ["critic_warmup=1", "value_model=none"]),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(override, words):

@@ -39,6 +39,9 @@ class Config(PolicyGradientConfig):
     value_model_path: Optional[str] = None  # value_model=reward_model: an itero train-rm folder
     value_lr: float = Field(1e-4, gt=0.0)  # the critic's AdamW lr (RTO: 9e-6 for an 8B critic)
     value_epsilon: float = Field(0.2, gt=0.0)  # ε_v of the clipped value loss
+    # the first N iterations train the critic only, so the actor's first advantages come from a critic
+    # that has seen the task (verl's trainer.critic_warmup, OpenRLHF's --freezing_actor_steps)
+    critic_warmup: int = Field(0, ge=0)
     beta: float = Field(0.01, ge=0.0)  # KL coefficient, in the reward or as a loss (kl_mode)
     kl_mode: Literal["reward", "loss"] = "reward"
     kl_estimator: KlEstimator = "k1"  # of the KL in the reward; the KL loss is always k3
@@ -63,6 +66,10 @@ class Config(PolicyGradientConfig):
             raise ValueError(
                 "algorithm.advantage_estimator=gae needs a value model but algorithm.value_model=none; "
                 "set value_model to policy or reward_model, or advantage_estimator=return"
+            )
+        if self.critic_warmup and not self.needs_critic:
+            raise ValueError(
+                f"algorithm.critic_warmup={self.critic_warmup} trains a critic first, but algorithm.value_model=none has none"
             )
         if self.value_model == "reward_model" and not self.value_model_path:
             raise ValueError("algorithm.value_model=reward_model needs algorithm.value_model_path (an itero train-rm folder)")

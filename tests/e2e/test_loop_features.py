@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from itero.config import load_config
 from itero.generation.base import SamplingParams
@@ -102,3 +103,26 @@ def test_truncated_importance_sampling_weights_are_one_when_the_sampler_is_the_l
     mask = batch.response_mask
     # token-mean weights scaled by w ≈ 1: still summing to 1 over the batch
     assert float(batch.token_weights[mask].sum()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_critic_warmup_trains_the_critic_alone_first(tmp_path):
+    # iteration 1 trains the critic only (verl's critic_warmup): the policy it saves is the SFT policy
+    # and its critic has left its zero head; iteration 2 trains both, the actor with its own schedule
+    overrides = TINY + [
+        "algorithm=ppo", "algorithm.critic_warmup=1", "training.reset_optimizer_each_iteration=false",
+        f"logging.run_dir={tmp_path}", "logging.name=warm",
+    ]
+    run_dir = run(load_config(None, overrides))
+    weights = {name: load_file(run_dir / name / "checkpoint" / "model.safetensors") for name in ("sft", "iter_1", "iter_2")}
+    assert all(torch.equal(weights["sft"][key], weights["iter_1"][key]) for key in weights["sft"])
+    assert any(not torch.equal(weights["iter_1"][key], weights["iter_2"][key]) for key in weights["sft"])
+    head = torch.load(run_dir / "iter_1" / "checkpoint" / "value_model" / "value_head.pt", weights_only=True)
+    assert float(head["weight"].abs().sum()) > 0
+    first, second = (json.loads((run_dir / f"iter_{k}" / "train.json").read_text()) for k in (1, 2))
+    assert first["actor_frozen"] == 1.0 and "clip_fraction" not in first and "value_loss" in first
+    assert "actor_frozen" not in second and second["clip_fraction"] >= 0 and second["lr"] > 0
+    # the actor's one cosine spans the iterations it trains in (here one), so it ends near 0, not halfway
+    steps = [json.loads(s) for s in (run_dir / "iter_2" / "train_steps.jsonl").read_text().splitlines()]
+    lr = load_config(None, overrides).training.lr
+    assert max(s["lr"] for s in steps) > 0.5 * lr and steps[-1]["lr"] < 0.1 * lr
