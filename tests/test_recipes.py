@@ -92,3 +92,10 @@ def test_invalid_recipe_override_fails_before_planning(capsys):
     assert main(["train", str(ROOT / "configs/recipes/online_dpo_r1.yaml"), "distributed.num_nodes=3", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "distributed.num_processes=8" in err and "distributed.num_nodes=3" in err
+
+
+def test_the_plan_says_which_iterations_train_the_critic_alone(capsys):
+    # configs/ppo.yaml: 512 prompts x 8 samples, 4 epochs of batch 64 -> 256 steps per iteration
+    out = _dry_run(capsys, ROOT / "configs/ppo.yaml", "algorithm.critic_warmup=2", "loop.iterations=7")
+    assert "iterations 1-2 train the critic only" in out and "the policy takes 1,280 of the optimizer steps" in out
+    assert "critic only" not in _dry_run(capsys, ROOT / "configs/ppo.yaml")

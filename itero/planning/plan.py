@@ -117,6 +117,10 @@ def format_plan(plan: StagePlan, cfg) -> str:
     ]
     if getattr(cfg.algorithm, "needs_mc_values", False):
         lines.append("  note: VinePPO adds K Monte-Carlo continuations per reasoning step, not counted above")
+    warmup = getattr(cfg.algorithm, "critic_warmup", 0)
+    if warmup:
+        lines.append(f"  note: iterations 1-{warmup} train the critic only (algorithm.critic_warmup): the policy takes "
+                     f"{(plan.iterations - warmup) * it.steps:,} of the optimizer steps above")
     lines += [f"  note: {n}" for n in _pool_notes(plan, cfg)]
     return "\n".join(lines)
 
