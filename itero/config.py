@@ -283,7 +283,7 @@ class Config(Section):
                 f"{needed} samples per prompt"
             )
         warmup = getattr(self.algorithm, "critic_warmup", 0)
-        if warmup >= self.loop.iterations:
+        if warmup and warmup >= self.loop.iterations:
             raise ValueError(
                 f"algorithm.critic_warmup={warmup} >= loop.iterations={self.loop.iterations}: the actor would "
                 "never train; the first critic_warmup iterations train the critic only"
