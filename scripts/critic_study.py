@@ -26,6 +26,7 @@ import time
 import torch
 
 from itero.algorithms import ppo
+from itero.core.masked import explained_variance
 from itero.models.value import ValueModel, compute_values, forward_values
 from itero.training.learner import Learner, OptimConfig
 
@@ -62,8 +63,7 @@ def value_scores(batch, values: torch.Tensor) -> dict:
     out = {"corr_v0_prompt_mean": round(float(torch.corrcoef(torch.stack([v0, mean]))[0, 1]), 3),
            "v0_std": round(float(v0.std()), 3), "prompt_mean_std": round(float(mean.std()), 3)}
     if batch.returns is not None:
-        ret = batch.returns[mask]
-        out["explained_variance"] = round(float(1 - (ret - values[mask]).var() / ret.var()), 3)
+        out["explained_variance"] = round(explained_variance(values, batch.returns, mask), 3)
     return out
 
 
