@@ -1,4 +1,4 @@
-"""`itero` command line: quickstart, train, report, eval, kl, grade, bandit, train-rm."""
+"""`itero` command line: quickstart, train, report, compare, retest, eval, kl, grade, bandit, train-rm."""
 
 from __future__ import annotations
 
@@ -74,6 +74,19 @@ EPILOG = {
           itero compare runs/raft runs/grpo --x tokens --budget 1.38e6          # the value within 1.38 M tokens
           itero compare runs/raft runs/grpo --x seconds --until 5               # the first 5 iterations only
     """,
+    "retest": """
+        Re-evaluates a run's checkpoints greedily on more problems than its 200-problem test split,
+        each paired with the start (the SFT model) problem by problem: accuracy, the difference with
+        its 95 % interval, the problems gained and lost, McNemar's exact p-value. For the arithmetic
+        task the problems are fresh: after the run's training problems in the task's sequence, so
+        neither trained on nor in the test split. Writes RUN_DIR/retest.json; prints a table per run.
+        It measures evaluation noise only; a second training seed (loop.seed) measures the rest.
+
+        examples:
+          itero retest runs/ppo                                   # every checkpoint, 2000 fresh problems
+          itero retest runs/ppo runs/grpo --iterations 4,8 --fresh 5000
+          itero retest runs/my-jsonl-run --fresh 0                # the run's own test split, paired
+    """,
     "grade": """
         examples:
           itero grade --check                                  # accept own golds, reject others' (../shared/data)
@@ -133,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --x seconds / tokens: the common budget of the table (default: the smallest run's total)")
     p.add_argument("--until", type=int, default=None, metavar="N", help="only iterations 0..N of each run")
 
+    p = _add(sub, "retest", "Re-evaluate a run's checkpoints on many fresh problems, paired with the start.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--fresh", type=int, default=2000,
+                   help="fresh arithmetic problems to decode (default: 2000); 0 = the run's test split")
+    p.add_argument("--iterations", default=None, help="comma-separated iterations (default: every one with a checkpoint)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+
     from itero.bandit import cli as bandit_cli
     from itero.evaluation import cli as eval_cli
     from itero.evaluation import kl as kl_cli
@@ -165,6 +185,30 @@ def _train(args, config_path) -> int:
         return 0
     png, md, table = write_report(run_dir)
     info(f"\n{table}\n\nplot: {png}\nreport: {md}\nmetrics: {run_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def _retest(args, parser) -> int:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from itero.evaluation.retest import format_table, retest_run
+
+    hf_logging.disable_progress_bar()
+    if args.fresh < 0:
+        parser.error(f"--fresh {args.fresh}: give a number of problems >= 0")
+    try:
+        iterations = [int(k) for k in args.iterations.split(",")] if args.iterations else None
+    except ValueError:
+        parser.error(f"--iterations {args.iterations!r}: give comma-separated iteration numbers, e.g. 4,8")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for run_dir in args.run_dirs:
+        try:
+            rows = retest_run(run_dir, args.fresh, iterations)
+        except ValueError as err:  # fresh problems asked of a task that cannot make them
+            parser.error(str(err))
+        print(f"\n{format_table(run_dir, rows)}\n")
     return 0
 
 
@@ -204,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(err))
             print(f"{table}\n\nplot: {png}")
             return 0
+        if args.command == "retest":
+            return _retest(args, parser)
         if args.command in ("eval", "kl"):
             from transformers.utils import logging as hf_logging
 

@@ -31,15 +31,7 @@ def evaluate_task(
     if k > 0:
         runs.append(("sampled", SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)))
     for name, params in runs:
-        correct: list[bool] = []
-        lengths, truncated = [], []
-        for start in range(0, len(prompts), chunk):
-            batch = generator.generate(prompts[start : start + chunk], params, answers=answers[start : start + chunk])
-            correct += reward.grade(batch.response_texts, batch.answers)[1]
-            lengths += batch.response_lengths.tolist()
-            truncated += batch.truncated.tolist()
-            if advance is not None:
-                advance(len(prompts[start : start + chunk]))
+        correct, lengths, truncated = grade_samples(generator, prompts, answers, reward, params, chunk=chunk, advance=advance)
         n = params.n
         if name == "greedy":
             out["greedy_accuracy"] = sum(correct) / len(correct)
@@ -52,3 +44,27 @@ def evaluate_task(
             out["sampled_response_length"] = sum(lengths) / len(lengths)
             out["sampled_truncation_rate"] = sum(truncated) / len(truncated)
     return out
+
+
+def grade_samples(
+    generator: Generator,
+    prompts: Sequence[list[int]],
+    answers: Sequence[str],
+    reward: MathReward,
+    params: SamplingParams,
+    *,
+    chunk: int = 64,
+    advance: Optional[Callable[[int], None]] = None,
+) -> tuple[list[bool], list[int], list[bool]]:
+    """Verdict, response length and truncation of each of the ``params.n`` samples per prompt, prompt-major."""
+    correct: list[bool] = []
+    lengths: list[int] = []
+    truncated: list[bool] = []
+    for start in range(0, len(prompts), chunk):
+        batch = generator.generate(list(prompts[start : start + chunk]), params, answers=list(answers[start : start + chunk]))
+        correct += reward.grade(batch.response_texts, batch.answers)[1]
+        lengths += batch.response_lengths.tolist()
+        truncated += batch.truncated.tolist()
+        if advance is not None:
+            advance(len(prompts[start : start + chunk]))
+    return correct, lengths, truncated
