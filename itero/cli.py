@@ -73,6 +73,7 @@ EPILOG = {
           itero compare runs/raft runs/grpo runs/ppo runs/vineppo --x tokens    # ... or tokens generated
           itero compare runs/raft runs/grpo --x tokens --budget 1.38e6          # the value within 1.38 M tokens
           itero compare runs/raft runs/grpo --x seconds --until 5               # the first 5 iterations only
+          itero compare runs/raft runs/grpo --metric retest/accuracy            # on fresh problems (itero retest first)
     """,
     "retest": """
         Re-evaluates a run's checkpoints greedily on more problems than its 200-problem test split,
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p = _add(sub, "compare", "Compare runs: one curve per run and a start / best / last table.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--metric", default="eval/greedy_accuracy", help="a key of metrics.jsonl (default: eval/greedy_accuracy)")
+    p.add_argument("--metric", default="eval/greedy_accuracy", help="a key of metrics.jsonl, or retest/accuracy / retest/difference from itero retest "
+                   "(default: eval/greedy_accuracy)")
     p.add_argument("--out", default="compare", help="output stem: writes OUT.png and OUT.md (default: ./compare)")
     p.add_argument("--x", default="iteration", choices=("iteration", "seconds", "tokens"),
                    help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated")

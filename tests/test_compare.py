@@ -78,3 +78,24 @@ def test_cli_refuses_a_budget_on_the_iteration_axis(tmp_path, capsys):
         main(["compare", str(run), "--budget", "5", "--out", str(tmp_path / "c")])
     assert exit_info.value.code == 2 and "--budget needs --x seconds or --x tokens" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_retest_accuracy_is_a_metric_when_every_run_was_retested_alike(tmp_path):
+    runs = [fake_run(tmp_path, "a", [0.34, 0.40, 0.45]), fake_run(tmp_path, "b", [0.34, 0.30])]
+
+    def retested(run, accuracies, problems="2000 fresh problems"):
+        labels = ["start"] + [f"iter_{k}" for k in range(1, len(accuracies))]
+        rows = [{"checkpoint": c, "accuracy": a, "difference": a - accuracies[0]} for c, a in zip(labels, accuracies)]
+        (run / "retest.json").write_text(json.dumps({"problems": problems, "rows": rows}))
+
+    with pytest.raises(RunDirError, match="no retest.json: run `itero retest"):
+        load_runs(runs, "retest/accuracy")
+    retested(runs[0], [0.37, 0.39])  # iteration 2 not retested: the curve skips it
+    retested(runs[1], [0.37, 0.36, 0.35][:2])
+    curves = load_runs(runs, "retest/accuracy")
+    assert curves == {"a": [(0, 0.37), (1, 0.39)], "b": [(0, 0.37), (1, 0.36)]}
+    assert load_runs(runs, "retest/difference")["a"][1][1] == pytest.approx(0.02)
+    assert "| a | 37.0% | 39.0% (1) | 39.0% (1) | +2.0 |" in compare_table(curves, "retest/accuracy")
+    retested(runs[1], [0.37, 0.36], problems="the test split (200 problems)")
+    with pytest.raises(RunDirError, match="retested on different problems"):
+        load_runs(runs, "retest/accuracy")

@@ -6,10 +6,13 @@ is, runs of different lengths are fine, and a run that has not finished shows wh
 sum of the generate/score/prepare/train wall-clock (``time.json``), or of the tokens generated
 (samples plus VinePPO's Monte-Carlo continuations); the table then adds the value each run had
 reached within a common budget: the smallest run's total, or the one given (``budget``).
+``retest/accuracy`` and ``retest/difference`` come from each run's ``retest.json`` (``itero retest``),
+so the curves can be the accuracy on the same 2000 fresh problems instead of the 200 test problems.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -34,6 +37,21 @@ def budget_used(rows: list[dict], x: str) -> dict[int, float]:
     return out
 
 
+def with_retest(run: Path, rows: list[dict]) -> tuple[list[dict], str]:
+    """``rows`` with ``retest/accuracy`` and ``retest/difference`` at the iterations ``itero retest``
+    evaluated (the start = iteration 0), and which problems it used."""
+    path = run / "retest.json"
+    if not path.exists():
+        raise RunDirError(f"{run} has no retest.json: run `itero retest {run}` first")
+    data = json.loads(path.read_text())
+    by_iteration = {0 if r["checkpoint"] == "start" else int(r["checkpoint"].removeprefix("iter_")): r for r in data["rows"]}
+    merged = []
+    for r in rows:
+        found = by_iteration.get(int(r["iteration"]))
+        merged.append({**r, "retest/accuracy": found["accuracy"], "retest/difference": found["difference"]} if found else r)
+    return merged, data["problems"]
+
+
 def load_runs(
     run_dirs: Sequence[str | Path], metric: str, x: str = "iteration", until: Optional[int] = None,
 ) -> dict[str, list[tuple[float, float]]]:
@@ -42,10 +60,17 @@ def load_runs(
     if x not in X_AXES:
         raise ValueError(f"unknown x axis {x!r}; choose one of {', '.join(X_AXES)}")
     curves: dict[str, list[tuple[float, float]]] = {}
+    retested: dict[str, str] = {}  # problems → first run retested on them
     for run in map(Path, run_dirs):
         if not (run / "metrics.jsonl").exists():
             raise RunDirError(f"{run} has no metrics.jsonl; is it a run directory (itero train ...)?")
         rows = [r for r in read_metrics(run) if until is None or int(r["iteration"]) <= until]
+        if metric.startswith("retest/"):
+            rows, problems = with_retest(run, rows)
+            retested.setdefault(problems, str(run))
+            if len(retested) > 1:  # accuracies on different problem sets are not comparable
+                raise RunDirError(f"the runs were retested on different problems: {retested}; "
+                                  "retest them with the same --fresh")
         at = budget_used(rows, x) if x != "iteration" else {int(r["iteration"]): int(r["iteration"]) for r in rows}
         points = [(at[int(r["iteration"])], float(r[metric])) for r in rows if metric in r]
         if not points:
