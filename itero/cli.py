@@ -217,7 +217,13 @@ def _retest(args, parser) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse ends a positional list at the first option: take the overrides written after one too
+    # (`itero train cfg.yaml --threads 2 loop.seed=1`); anything else is still an error.
+    if extra and getattr(args, "overrides", None) is not None and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from itero.models.loading import ModelNotFoundError
     from itero.schema import ConfigError
     from itero.tasks.jsonl import DataFileError

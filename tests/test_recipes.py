@@ -99,3 +99,13 @@ def test_the_plan_says_which_iterations_train_the_critic_alone(capsys):
     out = _dry_run(capsys, ROOT / "configs/ppo.yaml", "algorithm.critic_warmup=2", "loop.iterations=7")
     assert "iterations 1-2 train the critic only" in out and "the policy takes 1,280 of the optimizer steps" in out
     assert "critic only" not in _dry_run(capsys, ROOT / "configs/ppo.yaml")
+
+
+def test_overrides_after_an_option_are_overrides_and_stray_words_are_errors(capsys):
+    path = str(ROOT / "configs/ppo.yaml")
+    assert main(["train", path, "--dry-run", "loop.prompts_per_iteration=16", "loop.iterations=3"]) == 0
+    out = capsys.readouterr().out
+    assert _value(out, "prompts") == 16 and "over 3 iterations" in out
+    with pytest.raises(SystemExit):
+        main(["train", path, "--dry-run", "loopiterations3"])
+    assert "unrecognized arguments: loopiterations3" in capsys.readouterr().err
