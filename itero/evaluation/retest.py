@@ -10,7 +10,6 @@ McNemar's exact test. It measures evaluation noise only; a second training seed 
 
 from __future__ import annotations
 
-import json
 from math import comb, sqrt
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +18,7 @@ from itero.evaluation.task_eval import grade_samples
 from itero.generation.base import SamplingParams
 from itero.tasks import Problem, build_task
 from itero.tasks.arithmetic import make_splits
+from itero.tracking.rundir import atomic_write_json
 
 
 def mcnemar_p(gained: int, lost: int) -> float:
@@ -106,7 +106,7 @@ def retest_run(run_dir: str | Path, fresh: int = 2000, iterations: Optional[Sequ
             verdicts[label] = grade_samples(rt.generator, prompts, answers, rt.reward, params, advance=advance)[0]
     rows = [{"checkpoint": label, **paired_difference(verdicts["start"], v)} for label, v in verdicts.items()]
     source = f"{fresh} fresh problems" if fresh > 0 else f"the test split ({len(problems)} problems)"
-    (run / "retest.json").write_text(json.dumps({"problems": source, "rows": rows}, indent=1) + "\n")
+    atomic_write_json(run / "retest.json", {"problems": source, "rows": rows})
     return rows
 
 
