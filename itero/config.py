@@ -195,6 +195,9 @@ class LoopConfig(Section):
 class EvalConfig(Section):
     every: int = Field(1, ge=1)  # evaluate after every N iterations (and always after the last)
     num_problems: Optional[int] = Field(None, ge=1)  # None = the whole test split
+    # Besides the test split, greedy accuracy on N fresh problems (arithmetic task: the ones after the
+    # training problems, as `itero retest`), logged as eval/fresh_greedy_accuracy; 0 = off.
+    fresh_problems: int = Field(0, ge=0)
     k: int = Field(4, ge=1)  # samples per problem for pass@k and mean accuracy
     temperature: float = Field(1.0, ge=0.0)
     max_new_tokens: Optional[int] = Field(None, gt=0)  # None = generation.max_new_tokens
@@ -288,6 +291,15 @@ class Config(Section):
                 f"algorithm.critic_warmup={warmup} >= loop.iterations={self.loop.iterations}: the actor would "
                 "never train; the first critic_warmup iterations train the critic only"
             )
+        if self.eval.fresh_problems and self.task.name != "arithmetic":
+            raise ValueError(
+                f"eval.fresh_problems={self.eval.fresh_problems}: fresh problems exist only for the arithmetic "
+                f"task (task.name={self.task.name!r}); use eval.num_problems / task.jsonl.num_test instead"
+            )
+        if self.eval.fresh_problems:
+            from itero.evaluation.retest import fresh_problems
+
+            fresh_problems(self.task, self.eval.fresh_problems)  # more than the task has: an error now, not after training
         batch, gpus = self.training.batch_size, self.distributed.num_processes
         if batch % gpus:
             raise ValueError(

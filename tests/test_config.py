@@ -54,6 +54,9 @@ def test_reward_presets():
         (["algorithm=ppo", "algorithm.critic_warmup=7", "loop.iterations=7"], ["critic_warmup=7", "loop.iterations=7"]),
         (["algorithm=ppo", "algorithm.critic_warmup=1", "algorithm.value_model=none", "algorithm.advantage_estimator=return"],
          ["critic_warmup=1", "value_model=none"]),
+        (["eval.fresh_problems=5", "task.name=jsonl", "task.jsonl.train_path=p.jsonl"], ["eval.fresh_problems=5", "arithmetic"]),
+        (["eval.fresh_problems=1000", "task.arithmetic.digits=1", "task.arithmetic.num_train=200"],
+         ["1000 fresh problems", "only 648 distinct", "ask for fewer"]),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(override, words):

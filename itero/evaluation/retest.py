@@ -62,7 +62,7 @@ def fresh_problems(task_cfg, n: int) -> list[Problem]:
         )
     except ValueError as err:
         raise ValueError(f"{n} fresh problems: {err}; the run's splits take {a.num_train + a.num_test} of them, "
-                         "so ask for fewer with --fresh") from None
+                         "so ask for fewer (itero retest --fresh, eval.fresh_problems)") from None
     return train[a.num_train :]
 
 

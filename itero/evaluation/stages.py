@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 from itero import distributed
-from itero.evaluation.task_eval import evaluate_task
+from itero.evaluation.retest import fresh_problems
+from itero.evaluation.task_eval import evaluate_task, grade_samples
+from itero.generation.base import SamplingParams
 from itero.runtime import Runtime
 from itero.tracking import progress
 from itero.tracking.rundir import atomic_write_json
@@ -19,14 +21,23 @@ def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
     rt.ensure_policy(checkpoint)
     e = rt.cfg.eval
     problems = rt.task.test[: e.num_problems] if e.num_problems else rt.task.test
-    with progress.stage(f"[{d.name}] evaluate", len(problems) * 2, rt.cfg.logging.progress) as advance:
+    max_new_tokens = e.max_new_tokens or rt.cfg.generation.max_new_tokens
+    with progress.stage(f"[{d.name}] evaluate", len(problems) * 2 + e.fresh_problems, rt.cfg.logging.progress) as advance:
         metrics = evaluate_task(
             rt.generator, rt.encode, rt.task, problems, rt.reward, k=e.k, temperature=e.temperature,
-            max_new_tokens=e.max_new_tokens or rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17,
-            advance=advance,
+            max_new_tokens=max_new_tokens, seed=rt.cfg.loop.seed + 17, advance=advance,
         )
+        if e.fresh_problems:
+            fresh = fresh_problems(rt.cfg.task, e.fresh_problems)
+            greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+            correct = grade_samples(
+                rt.generator, [rt.encode(rt.task.render(p)) for p in fresh], [p.answer for p in fresh], rt.reward,
+                greedy, advance=advance,
+            )[0]
+            metrics["fresh_greedy_accuracy"] = sum(correct) / len(correct)
     atomic_write_json(d / "eval.json", metrics)
-    progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")
+    fresh = f", on {e.fresh_problems} fresh problems {metrics['fresh_greedy_accuracy']:.1%}" if e.fresh_problems else ""
+    progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}{fresh}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")
 
 
 def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:

@@ -1,4 +1,5 @@
-"""``itero retest`` on a tiny run: on its own test split it agrees with the loop's evaluation."""
+"""``itero retest`` on a tiny run: on its own test split and on fresh problems (``eval.fresh_problems``)
+it agrees with the loop's evaluation."""
 
 import json
 
@@ -12,8 +13,10 @@ from test_loop_features import TINY
 
 @pytest.mark.slow
 def test_retest_of_a_tiny_run_agrees_with_the_loop_and_pairs_fresh_problems(tmp_path, capsys):
-    overrides = TINY + ["algorithm=raft", "loop.iterations=1", f"logging.run_dir={tmp_path}", "logging.name=r"]
+    overrides = TINY + ["algorithm=raft", "loop.iterations=1", "eval.fresh_problems=300", f"logging.run_dir={tmp_path}",
+                        "logging.name=r"]
     run_dir = run(load_config(None, overrides))
+    logged = [json.loads(line)["eval/fresh_greedy_accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # on the run's own test split the greedy verdicts are the loop's: same accuracy as its eval.json
     assert main(["retest", str(run_dir), "--fresh", "0"]) == 0
     rows = json.loads((run_dir / "retest.json").read_text())["rows"]
@@ -27,11 +30,15 @@ def test_retest_of_a_tiny_run_agrees_with_the_loop_and_pairs_fresh_problems(tmp_
     out = capsys.readouterr().out
     assert "on 300 problems, paired with the start" in out and "| iter_1 |" in out
     assert json.loads((run_dir / "retest.json").read_text())["problems"] == "300 fresh problems"
+    # the loop's eval.fresh_problems decodes the same 300 problems: the same accuracies as the retest
+    assert main(["retest", str(run_dir), "--fresh", "300"]) == 0
+    retested = [r["accuracy"] for r in json.loads((run_dir / "retest.json").read_text())["rows"]]
+    assert retested == pytest.approx(logged) and len(logged) == 2
     # bad input: nothing to retest, an iteration without a checkpoint, a bad --iterations
     assert main(["retest", str(tmp_path / "nope")]) == 2
     assert main(["retest", str(run_dir), "--fresh", "100", "--iterations", "7"]) == 2
     with pytest.raises(SystemExit):  # more fresh problems than the one-digit task has
         main(["retest", str(run_dir), "--fresh", "2000"])
-    assert "ask for fewer with --fresh" in capsys.readouterr().err
+    assert "ask for fewer (itero retest --fresh" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["retest", str(run_dir), "--iterations", "one"])
