@@ -291,12 +291,12 @@ class Config(Section):
                 f"algorithm.critic_warmup={warmup} >= loop.iterations={self.loop.iterations}: the actor would "
                 "never train; the first critic_warmup iterations train the critic only"
             )
-        if self.eval.fresh_problems and self.task.name != "arithmetic":
-            raise ValueError(
-                f"eval.fresh_problems={self.eval.fresh_problems}: fresh problems exist only for the arithmetic "
-                f"task (task.name={self.task.name!r}); use eval.num_problems / task.jsonl.num_test instead"
-            )
         if self.eval.fresh_problems:
+            if self.task.name != "arithmetic":
+                raise ValueError(
+                    f"eval.fresh_problems={self.eval.fresh_problems}: fresh problems exist only for the arithmetic "
+                    f"task (task.name={self.task.name!r}); use eval.num_problems / task.jsonl.num_test instead"
+                )
             from itero.evaluation.retest import fresh_problems
 
             fresh_problems(self.task, self.eval.fresh_problems)  # more than the task has: an error now, not after training

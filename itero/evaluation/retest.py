@@ -14,8 +14,7 @@ from math import comb, sqrt
 from pathlib import Path
 from typing import Optional, Sequence
 
-from itero.evaluation.task_eval import grade_samples
-from itero.generation.base import SamplingParams
+from itero.evaluation.task_eval import greedy_verdicts
 from itero.tasks import Problem, build_task
 from itero.tasks.arithmetic import make_splits
 from itero.tracking.rundir import atomic_write_json
@@ -96,14 +95,12 @@ def retest_run(run_dir: str | Path, fresh: int = 2000, iterations: Optional[Sequ
     problems = fresh_problems(cfg.task, fresh) if fresh > 0 else task.test
     targets = checkpoints(run, cfg.sft.enabled, iterations)
     rt = build_runtime(cfg, run, task)
-    prompts = [rt.encode(task.render(p)) for p in problems]
-    answers = [p.answer for p in problems]
-    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.eval.max_new_tokens or cfg.generation.max_new_tokens)
+    max_new_tokens = cfg.eval.max_new_tokens or cfg.generation.max_new_tokens
     verdicts: dict[str, list[bool]] = {}
     for label, checkpoint in targets:
         rt.ensure_policy(checkpoint)
         with progress.stage(f"[{run.name}] {label}: greedy on {len(problems)} problems", len(problems), show_progress) as advance:
-            verdicts[label] = grade_samples(rt.generator, prompts, answers, rt.reward, params, advance=advance)[0]
+            verdicts[label] = greedy_verdicts(rt.generator, rt.encode, task, problems, rt.reward, max_new_tokens, advance)
     rows = [{"checkpoint": label, **paired_difference(verdicts["start"], v)} for label, v in verdicts.items()]
     source = f"{fresh} fresh problems" if fresh > 0 else f"the test split ({len(problems)} problems)"
     atomic_write_json(run / "retest.json", {"problems": source, "rows": rows})

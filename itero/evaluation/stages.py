@@ -8,8 +8,7 @@ from typing import Optional
 
 from itero import distributed
 from itero.evaluation.retest import fresh_problems
-from itero.evaluation.task_eval import evaluate_task, grade_samples
-from itero.generation.base import SamplingParams
+from itero.evaluation.task_eval import evaluate_task, greedy_verdicts
 from itero.runtime import Runtime
 from itero.tracking import progress
 from itero.tracking.rundir import atomic_write_json
@@ -29,11 +28,7 @@ def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
         )
         if e.fresh_problems:
             fresh = fresh_problems(rt.cfg.task, e.fresh_problems)
-            greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-            correct = grade_samples(
-                rt.generator, [rt.encode(rt.task.render(p)) for p in fresh], [p.answer for p in fresh], rt.reward,
-                greedy, advance=advance,
-            )[0]
+            correct = greedy_verdicts(rt.generator, rt.encode, rt.task, fresh, rt.reward, max_new_tokens, advance)
             metrics["fresh_greedy_accuracy"] = sum(correct) / len(correct)
     atomic_write_json(d / "eval.json", metrics)
     fresh = f", on {e.fresh_problems} fresh problems {metrics['fresh_greedy_accuracy']:.1%}" if e.fresh_problems else ""

@@ -68,3 +68,19 @@ def grade_samples(
         if advance is not None:
             advance(len(prompts[start : start + chunk]))
     return correct, lengths, truncated
+
+
+def greedy_verdicts(
+    generator: Generator,
+    encode: Callable[[str], list[int]],
+    task: Task,
+    problems: Sequence[Problem],
+    reward: MathReward,
+    max_new_tokens: int,
+    advance: Optional[Callable[[int], None]] = None,
+) -> list[bool]:
+    """Each problem decoded greedily once and graded: its verdict, in order (``itero retest`` and the
+    loop's ``eval.fresh_problems`` pair these across checkpoints)."""
+    prompts = [encode(task.render(p)) for p in problems]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    return grade_samples(generator, prompts, [p.answer for p in problems], reward, params, advance=advance)[0]
