@@ -21,6 +21,7 @@ the matmuls run several times faster than in float32).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import time
@@ -52,8 +53,13 @@ def run_hf_generate(model, tokenizer, prompts, new_tokens: int, eos: list[int]) 
     ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     config = GenerationConfig(
-        do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new_tokens,
-        eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=new_tokens,
+        eos_token_id=eos or None,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     with torch.inference_mode():
@@ -101,22 +107,34 @@ def main() -> None:
     tokenizer = build_char_tokenizer()
     modes = ["forced", "eos"] if args.mode == "both" else [args.mode]
     load = os.getloadavg()[0]  # other processes' load: the numbers are only comparable on a quiet machine
-    print(f"torch threads={torch.get_num_threads()}  {args.dtype}  best of {args.repeats} interleaved runs  load average {load:.1f}")
-    print(f"{'config':<13}{'mode':<8}{'rows':>5}{'max new':>8}{'tokens':>8}{'generate tok/s':>16}{'itero tok/s':>13}{'ratio':>7}")
+    print(
+        f"torch threads={torch.get_num_threads()}  {args.dtype}  best of {args.repeats} interleaved runs  load average {load:.1f}"
+    )
+    print(
+        f"{'config':<13}{'mode':<8}{'rows':>5}{'max new':>8}{'tokens':>8}{'generate tok/s':>16}{'itero tok/s':>13}{'ratio':>7}"
+    )
     for name, hidden, layers, rows, lengths, new_tokens in CONFIGS:
         if args.only and name != args.only:
             continue
-        model = build_tiny_model(
-            len(tokenizer), hidden_size=hidden, num_layers=layers, num_heads=max(4, hidden // 64),
-            num_kv_heads=max(2, hidden // 128), intermediate_size=3 * hidden,
-        ).to(getattr(torch, args.dtype)).eval()
+        model = (
+            build_tiny_model(
+                len(tokenizer),
+                hidden_size=hidden,
+                num_layers=layers,
+                num_heads=max(4, hidden // 64),
+                num_kv_heads=max(2, hidden // 128),
+                intermediate_size=3 * hidden,
+            )
+            .to(getattr(torch, args.dtype))
+            .eval()
+        )
         prompts = make_prompts(tokenizer, rows, lengths)
         for mode in modes:
             eos = tokenizer.convert_tokens_to_ids(list(EOS_CHARS)) if mode == "eos" else []
             (r_hf, n_hf), (r_it, n_it) = best_rates(
                 [
-                    lambda: run_hf_generate(model, tokenizer, prompts, new_tokens, eos),
-                    lambda: run_itero(model, tokenizer, prompts, new_tokens, eos),
+                    functools.partial(run_hf_generate, model, tokenizer, prompts, new_tokens, eos),
+                    functools.partial(run_itero, model, tokenizer, prompts, new_tokens, eos),
                 ],
                 args.repeats,
             )

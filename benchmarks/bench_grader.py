@@ -10,6 +10,7 @@ cases where Math-Verify differs from the expected verdict, then grade_batch scal
 workers. Adversarial cases are timed separately (Math-Verify may hang on them; it runs them in a
 child process with a watchdog).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests" / "grading"))
 from grading_cases import CASES, MATH_VERIFY_DIFFERS  # noqa: E402
 
 from itero.grading import grade, grade_batch, warm_up  # noqa: E402
-from itero.grading.equivalence import analyse, canonical  # noqa: E402
 from itero.grading.check import DATASETS, default_data_dir, load_rows, negative_pairs  # noqa: E402
+from itero.grading.equivalence import analyse, canonical  # noqa: E402
 
 
 def math_verify_grade(response: str, gold: str) -> bool:
@@ -55,10 +56,14 @@ def compare(title: str, pairs, expected) -> None:
     our_verdicts, our_seconds = timed(ours, pairs)
     n = len(pairs)
     print(f"\n== {title}: {n} cases")
-    print(f"  itero.grading : {n / our_seconds:9.0f} cases/s  ({our_seconds:6.2f} s)  "
-          f"agrees with expected {sum(a == e for a, e in zip(our_verdicts, expected))}/{n}")
-    print(f"  Math-Verify   : {n / mv_seconds:9.0f} cases/s  ({mv_seconds:6.2f} s)  "
-          f"agrees with expected {sum(a == e for a, e in zip(mv_verdicts, expected))}/{n}")
+    print(
+        f"  itero.grading : {n / our_seconds:9.0f} cases/s  ({our_seconds:6.2f} s)  "
+        f"agrees with expected {sum(a == e for a, e in zip(our_verdicts, expected))}/{n}"
+    )
+    print(
+        f"  Math-Verify   : {n / mv_seconds:9.0f} cases/s  ({mv_seconds:6.2f} s)  "
+        f"agrees with expected {sum(a == e for a, e in zip(mv_verdicts, expected))}/{n}"
+    )
     print(f"  throughput ratio (itero / Math-Verify): {mv_seconds / our_seconds:.1f}x")
     return mv_verdicts
 
@@ -91,15 +96,17 @@ def adversarial_report(indices) -> None:
             process.kill()
             process = None
             mv_text = " >20 s (killed)"
-        print(f"  [{index:3d}] itero {our_seconds:6.3f}s {'ok ' if verdict.correct == expected else 'BAD'}"
-              f" | Math-Verify {mv_text} | {gold[:30]!r}")
+        print(
+            f"  [{index:3d}] itero {our_seconds:6.3f}s {'ok ' if verdict.correct == expected else 'BAD'}"
+            f" | Math-Verify {mv_text} | {gold[:30]!r}"
+        )
     if process is not None:
         queue_in.put(None)
 
 
 def real_data_pairs(data_dir: Path, shifts):
     pairs, expected = [], []
-    for name, (relative, response_field, gold_field, _) in DATASETS.items():
+    for _name, (relative, response_field, gold_field, _) in DATASETS.items():
         rows = load_rows(data_dir / relative)
         for row in rows:
             pairs.append((row[response_field], str(row[gold_field])))
@@ -120,7 +127,9 @@ def scaling(title: str, pairs) -> None:
         grade_batch(pairs, workers=workers)
         seconds = time.perf_counter() - start
         base = base or seconds
-        print(f"  workers={workers}: {len(pairs) / seconds:8.0f} pairs/s ({seconds:6.2f} s)  speed-up {base / seconds:.2f}x")
+        print(
+            f"  workers={workers}: {len(pairs) / seconds:8.0f} pairs/s ({seconds:6.2f} s)  speed-up {base / seconds:.2f}x"
+        )
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -39,22 +38,22 @@ class RolloutBatch:
     answers: list[str] = field(default_factory=list)  # gold answers, for rule-based rewards
 
     # log-probs
-    sampler_logprobs: Optional[Tensor] = None  # (B, R) log π_sampler(y_t) as the generator sampled it
-    old_logprobs: Optional[Tensor] = None  # (B, R) log π_old(y_t), recomputed by the learner
-    ref_logprobs: Optional[Tensor] = None  # (B, R) log π_ref(y_t)
-    dpo_logprobs: Optional[Tensor] = None  # (B, R) log π_dpo(y_t) of RTO's frozen DPO model
+    sampler_logprobs: Tensor | None = None  # (B, R) log π_sampler(y_t) as the generator sampled it
+    old_logprobs: Tensor | None = None  # (B, R) log π_old(y_t), recomputed by the learner
+    ref_logprobs: Tensor | None = None  # (B, R) log π_ref(y_t)
+    dpo_logprobs: Tensor | None = None  # (B, R) log π_dpo(y_t) of RTO's frozen DPO model
 
     # rewards and credit assignment
-    scores: Optional[Tensor] = None  # (B,) float, outcome score of each response (verifier / RM)
-    rewards: Optional[Tensor] = None  # (B, R) float, per-token reward; outcome at the last response token
-    values: Optional[Tensor] = None  # (B, R) float, V(s_t) from the value model
-    advantages: Optional[Tensor] = None  # (B, R) float
-    returns: Optional[Tensor] = None  # (B, R) float
+    scores: Tensor | None = None  # (B,) float, outcome score of each response (verifier / RM)
+    rewards: Tensor | None = None  # (B, R) float, per-token reward; outcome at the last response token
+    values: Tensor | None = None  # (B, R) float, V(s_t) from the value model
+    advantages: Tensor | None = None  # (B, R) float
+    returns: Tensor | None = None  # (B, R) float
 
     # loss aggregation (see module docstring)
-    token_weights: Optional[Tensor] = None  # (B, R) float, weight of each token's loss term
-    seq_weights: Optional[Tensor] = None  # (B,) float, weight of each row's (or pair's) loss term
-    score_mask: Optional[Tensor] = None  # (B, R) bool, tokens summed into a sequence log-prob (DPO); None = response_mask
+    token_weights: Tensor | None = None  # (B, R) float, weight of each token's loss term
+    seq_weights: Tensor | None = None  # (B,) float, weight of each row's (or pair's) loss term
+    score_mask: Tensor | None = None  # (B, R) bool, tokens summed into a sequence log-prob (DPO); None = response_mask
 
     @property
     def batch_size(self) -> int:
@@ -67,7 +66,7 @@ class RolloutBatch:
     def tensor_fields(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), Tensor)]
 
-    def select(self, index: Tensor | list[int]) -> "RolloutBatch":
+    def select(self, index: Tensor | list[int]) -> RolloutBatch:
         """Rows ``index`` (in that order, repeats allowed) as a new batch; every field follows."""
         index = torch.as_tensor(index, dtype=torch.long)
         out = {}
@@ -81,15 +80,13 @@ class RolloutBatch:
                 out[f.name] = value
         return RolloutBatch(**out)
 
-    def replace(self, **changes) -> "RolloutBatch":
+    def replace(self, **changes) -> RolloutBatch:
         return dataclasses.replace(self, **changes)
 
-    def to(self, device: torch.device | str) -> "RolloutBatch":
-        return dataclasses.replace(
-            self, **{name: getattr(self, name).to(device) for name in self.tensor_fields()}
-        )
+    def to(self, device: torch.device | str) -> RolloutBatch:
+        return dataclasses.replace(self, **{name: getattr(self, name).to(device) for name in self.tensor_fields()})
 
-    def trimmed(self) -> "RolloutBatch":
+    def trimmed(self) -> RolloutBatch:
         """Drop prompt columns that are padding in every row and response columns past the longest response.
 
         Saves compute in the learner; per-token fields are cut with the response columns.
@@ -108,7 +105,7 @@ class RolloutBatch:
         return dataclasses.replace(self, **out)
 
     @staticmethod
-    def concat(batches: list["RolloutBatch"], pad_token_id: int) -> "RolloutBatch":
+    def concat(batches: list[RolloutBatch], pad_token_id: int) -> RolloutBatch:
         """Stack batches row-wise, re-padding prompts (left) and responses (right) to common widths.
 
         ``group_ids`` are kept as given: callers that merge independent generations offset them first.

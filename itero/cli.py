@@ -114,22 +114,32 @@ EPILOG = {
 
 def _add(sub, name: str, help: str):
     return sub.add_parser(
-        name, help=help, description=help, epilog=textwrap.dedent(EPILOG.get(name, "")),
+        name,
+        help=help,
+        description=help,
+        epilog=textwrap.dedent(EPILOG.get(name, "")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="itero", description="Online RL and preference optimization for language models.")
+    parser = argparse.ArgumentParser(
+        prog="itero", description="Online RL and preference optimization for language models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for name, help in (("quickstart", "Train a tiny model on arithmetic with SFT + iterative DPO on CPU (the default config)."),
-                       ("train", "Run the online loop from a YAML config with dotted overrides.")):
+    for name, help in (
+        ("quickstart", "Train a tiny model on arithmetic with SFT + iterative DPO on CPU (the default config)."),
+        ("train", "Run the online loop from a YAML config with dotted overrides."),
+    ):
         p = _add(sub, name, help)
         if name == "train":
             p.add_argument("config", help="YAML config file, e.g. configs/quickstart.yaml")
-            p.add_argument("--dry-run", action="store_true",
-                           help="validate, print the stage plan and GPU memory per device; load no model, run nothing")
+            p.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="validate, print the stage plan and GPU memory per device; load no model, run nothing",
+            )
         p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value")
         p.add_argument("--force", action="store_true", help="continue an existing run directory with a changed config")
         p.add_argument("--new", action="store_true", help="start a fresh run beside an existing one of the same name")
@@ -139,20 +149,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p = _add(sub, "compare", "Compare runs: one curve per run and a start / best / last table.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--metric", default="eval/greedy_accuracy", help="a key of metrics.jsonl, or retest/accuracy / retest/difference from itero retest "
-                   "(default: eval/greedy_accuracy)")
+    p.add_argument(
+        "--metric",
+        default="eval/greedy_accuracy",
+        help="a key of metrics.jsonl, or retest/accuracy / retest/difference from itero retest "
+        "(default: eval/greedy_accuracy)",
+    )
     p.add_argument("--out", default="compare", help="output stem: writes OUT.png and OUT.md (default: ./compare)")
-    p.add_argument("--x", default="iteration", choices=("iteration", "seconds", "tokens"),
-                   help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated")
-    p.add_argument("--budget", type=float, default=None,
-                   help="with --x seconds / tokens: the common budget of the table (default: the smallest run's total)")
+    p.add_argument(
+        "--x",
+        default="iteration",
+        choices=("iteration", "seconds", "tokens"),
+        help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="with --x seconds / tokens: the common budget of the table (default: the smallest run's total)",
+    )
     p.add_argument("--until", type=int, default=None, metavar="N", help="only iterations 0..N of each run")
 
     p = _add(sub, "retest", "Re-evaluate a run's checkpoints on many fresh problems, paired with the start.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--fresh", type=int, default=2000,
-                   help="fresh arithmetic problems to decode (default: 2000); 0 = the run's test split")
-    p.add_argument("--iterations", default=None, help="comma-separated iterations (default: every one with a checkpoint)")
+    p.add_argument(
+        "--fresh",
+        type=int,
+        default=2000,
+        help="fresh arithmetic problems to decode (default: 2000); 0 = the run's test split",
+    )
+    p.add_argument(
+        "--iterations", default=None, help="comma-separated iterations (default: every one with a checkpoint)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
 
     from itero.bandit import cli as bandit_cli
@@ -161,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     from itero.grading import cli as grading_cli
     from itero.rewards import cli as rm_cli
 
-    eval_cli.add_arguments(_add(sub, "eval", "Evaluate a model on MATH500, GSM8K, AIME24, AMC23, Minerva Math, OlympiadBench."))
+    eval_cli.add_arguments(
+        _add(sub, "eval", "Evaluate a model on MATH500, GSM8K, AIME24, AMC23, Minerva Math, OlympiadBench.")
+    )
     kl_cli.add_arguments(_add(sub, "kl", "Estimate KL(policy || base) per response, with its standard error."))
-    grading_cli.add_arguments(_add(sub, "grade", "Grade math responses against gold answers, or run the grader's self-check."))
+    grading_cli.add_arguments(
+        _add(sub, "grade", "Grade math responses against gold answers, or run the grader's self-check.")
+    )
     bandit_cli.add_arguments(_add(sub, "bandit", "The samplers paper's tabular bandit study: PNG + CSV in seconds."))
     rm_cli.add_arguments(_add(sub, "train-rm", "Train a Bradley-Terry reward model on chosen/rejected pairs (JSONL)."))
     return parser
@@ -220,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # argparse ends a positional list at the first option: take the overrides written after one too
     # (`itero train cfg.yaml --threads 2 loop.seed=1`); anything else is still an error.
-    if extra and getattr(args, "overrides", None) is not None and all("=" in e and not e.startswith("-") for e in extra):
+    if (
+        extra
+        and getattr(args, "overrides", None) is not None
+        and all("=" in e and not e.startswith("-") for e in extra)
+    ):
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -8,7 +8,7 @@ Every error names the key, the value given and what is allowed, before any work 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -40,7 +40,7 @@ class TinyModelConfig(Section):
 
 
 class ModelConfig(Section):
-    path: Optional[str] = None  # hub name or local folder; None builds the tiny model into the run directory
+    path: str | None = None  # hub name or local folder; None builds the tiny model into the run directory
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["float32", "bfloat16"] = "float32"
 
@@ -57,12 +57,12 @@ class ArithmeticConfig(Section):
 
 
 class JsonlTaskConfig(Section):
-    train_path: Optional[str] = None  # JSONL prompt set, e.g. ../shared/data/gsm8k/train.jsonl
-    test_path: Optional[str] = None  # None: hold out the first num_test rows of train_path
+    train_path: str | None = None  # JSONL prompt set, e.g. ../shared/data/gsm8k/train.jsonl
+    test_path: str | None = None  # None: hold out the first num_test rows of train_path
     num_test: int = Field(200, ge=1)
     prompt_field: str = "problem"
     answer_field: str = "gold_answer"
-    solution_field: Optional[str] = None  # worked solutions for the SFT warm-up, if the file has them
+    solution_field: str | None = None  # worked solutions for the SFT warm-up, if the file has them
     template: str = "{prompt}"
 
 
@@ -98,7 +98,7 @@ class GenerationConfig(Section):
     vllm_prefix_caching: bool = True  # n samples of a prompt (and VinePPO rollouts of a prefix) share its KV
     # Truncated importance sampling (itero/core/importance.py): weight policy-gradient tokens by
     # min(π_old/π_sampler, tis_cap) to correct the engine/learner log-prob mismatch; None = off.
-    tis_cap: Optional[float] = Field(None, gt=0.0)
+    tis_cap: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _sampler_fits_n(self):
@@ -120,9 +120,9 @@ class RewardConfig(Section):
     wrong: float = -0.5  # an answer was extracted but is wrong
     no_answer: float = -1.0  # no extractable final answer (e.g. no \boxed{}, or truncated)
     # name=model: an AutoModelForSequenceClassification folder; scores normalised by running mean/std, then clamped
-    model_path: Optional[str] = None
+    model_path: str | None = None
     normalize: bool = True
-    clip: Optional[float] = Field(10.0, gt=0.0)
+    clip: float | None = Field(10.0, gt=0.0)
     batch_size: int = Field(16, gt=0)
     template: str = "{prompt}{response}"  # the text the reward model was trained on
 
@@ -149,7 +149,7 @@ class RewardConfig(Section):
 # `algorithm:` section without a name fills in from it, so `itero quickstart algorithm.beta=0.2` keeps DPOP.
 DEFAULT_ALGORITHM = {"name": "dpo", "loss": "dpop"}
 _ALGORITHM_CONFIGS = {name: module.Config for name, module in ALGORITHMS.items()}
-AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(discriminator="name")]
+AlgorithmConfig = Annotated[Union[tuple(_ALGORITHM_CONFIGS.values())], Field(discriminator="name")]  # noqa: UP007 (a union built from a tuple)
 
 
 class TrainingConfig(Section):
@@ -194,20 +194,22 @@ class LoopConfig(Section):
 
 class EvalConfig(Section):
     every: int = Field(1, ge=1)  # evaluate after every N iterations (and always after the last)
-    num_problems: Optional[int] = Field(None, ge=1)  # None = the whole test split
+    num_problems: int | None = Field(None, ge=1)  # None = the whole test split
     # Besides the test split, greedy accuracy on N fresh problems (arithmetic task: the ones after the
     # training problems, as `itero retest`), logged as eval/fresh_greedy_accuracy; 0 = off.
     fresh_problems: int = Field(0, ge=0)
     k: int = Field(4, ge=1)  # samples per problem for pass@k and mean accuracy
     temperature: float = Field(1.0, ge=0.0)
-    max_new_tokens: Optional[int] = Field(None, gt=0)  # None = generation.max_new_tokens
+    max_new_tokens: int | None = Field(None, gt=0)  # None = generation.max_new_tokens
     # Math benchmarks (itero.evaluation), with k samples at the temperature above besides the greedy one; [] = off.
     # names (math500, gsm8k, aime24, amc23, minerva_math, olympiadbench) or NAME=FILE.jsonl[:PROBLEM:ANSWER]
     benchmarks: list[str] = []
     benchmarks_every: int = Field(1, ge=1)  # after every N iterations (and after the last)
-    template: str = "plain"  # a named template (qwen25-math-cot, online-dpo-r1, ...), a file, or a string with {problem}
-    data_dir: Optional[str] = None  # folder of the benchmark files; None = ../shared/data beside the repo
-    benchmark_limit: Optional[int] = Field(None, ge=1)  # first N problems of each benchmark
+    template: str = (
+        "plain"  # a named template (qwen25-math-cot, online-dpo-r1, ...), a file, or a string with {problem}
+    )
+    data_dir: str | None = None  # folder of the benchmark files; None = ../shared/data beside the repo
+    benchmark_limit: int | None = Field(None, ge=1)  # first N problems of each benchmark
 
     @model_validator(mode="after")
     def _benchmarks_resolve(self):
@@ -245,7 +247,7 @@ class DistributedConfig(Section):
     # Longest prompt in tokens: itero does not truncate prompts, so the KV-cache and activation
     # estimates need it (the sources cut prompts at 1000 tokens for Online-DPO-R1, 128 for Safe-RLHF).
     # None: what the policy's context leaves after generation.max_new_tokens (1024 if unknown).
-    max_prompt_tokens: Optional[int] = Field(None, ge=1)
+    max_prompt_tokens: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _same_gpus_per_node(self):
@@ -299,7 +301,9 @@ class Config(Section):
                 )
             from itero.evaluation.retest import fresh_problems
 
-            fresh_problems(self.task, self.eval.fresh_problems)  # more than the task has: an error now, not after training
+            fresh_problems(
+                self.task, self.eval.fresh_problems
+            )  # more than the task has: an error now, not after training
         batch, gpus = self.training.batch_size, self.distributed.num_processes
         if batch % gpus:
             raise ValueError(

@@ -107,8 +107,10 @@ class Dist:
             return metrics
         keys = sorted(set().union(*self.gather_objects(sorted(metrics))))  # a rank without units has fewer keys
         out = {}
-        for op, missing, group in ((tdist.ReduceOp.SUM, 0.0, [k for k in keys if not is_max_metric(k)]),
-                                   (tdist.ReduceOp.MAX, -math.inf, [k for k in keys if is_max_metric(k)])):
+        for op, missing, group in (
+            (tdist.ReduceOp.SUM, 0.0, [k for k in keys if not is_max_metric(k)]),
+            (tdist.ReduceOp.MAX, -math.inf, [k for k in keys if is_max_metric(k)]),
+        ):
             if not group:
                 continue
             values = torch.tensor([float(metrics.get(k, missing)) for k in group], dtype=torch.float64)

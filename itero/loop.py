@@ -14,7 +14,6 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -50,7 +49,9 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     if not dist.is_main:  # one progress display and one log, from rank 0
         cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": False})})
     task = preflight(cfg)
-    run_dir = dist.broadcast_object(prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new) if dist.is_main else None)
+    run_dir = dist.broadcast_object(
+        prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new) if dist.is_main else None
+    )
     if dist.is_main:
         build_base_model(cfg, run_dir)  # the tiny model is built once, then every rank loads it
     dist.barrier()
@@ -64,7 +65,7 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     return run_dir
 
 
-def warm_up(rt: Runtime) -> Optional[Path]:
+def warm_up(rt: Runtime) -> Path | None:
     """SFT on the task's worked solutions; returns the checkpoint RL starts from (None = base model)."""
     cfg, d = rt.cfg.sft, rt.run / "sft"
     if cfg.enabled and pending(d / "checkpoint"):
@@ -79,11 +80,18 @@ def warm_up(rt: Runtime) -> Optional[Path]:
         with progress.stage("[sft] warm-up", cfg.steps, rt.cfg.logging.progress) as advance:
             for _ in range(cfg.steps):
                 idx = [rng.randrange(len(examples)) for _ in range(cfg.batch_size)]
-                mb = sft.prepare(sft.make_batch([prompts[i] for i in idx], [responses[i] for i in idx], rt.tokenizer.pad_token_id))
+                mb = sft.prepare(
+                    sft.make_batch([prompts[i] for i in idx], [responses[i] for i in idx], rt.tokenizer.pad_token_id)
+                )
                 units = list(range(cfg.batch_size))
-                losses.append(rt.learner.step(mb, units, cfg.batch_size, sft.loss, micro_batch_size=cfg.micro_batch_size)["loss"])
+                losses.append(
+                    rt.learner.step(mb, units, cfg.batch_size, sft.loss, micro_batch_size=cfg.micro_batch_size)["loss"]
+                )
                 advance(1)
-        atomic_write_json(d / "train.json", {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps})
+        atomic_write_json(
+            d / "train.json",
+            {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps},
+        )
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
@@ -94,7 +102,7 @@ def warm_up(rt: Runtime) -> Optional[Path]:
     return rt.initial_checkpoint
 
 
-def train_dpo_model(rt: Runtime, start: Optional[Path]) -> None:
+def train_dpo_model(rt: Runtime, start: Path | None) -> None:
     """RTO's DPO model trained first, in the same run: iterative DPO from the initial policy, as a
     sub-run in ``<run>/dpo_model/`` (same stages, so it resumes like the rest)."""
     a = rt.cfg.algorithm
@@ -109,11 +117,13 @@ def train_dpo_model(rt: Runtime, start: Optional[Path]) -> None:
 def dpo_model_config(cfg: Config) -> Config:
     """The sub-run's config: RTO's run with an iterative-DPO section built from its ``dpo_*`` keys."""
     a = cfg.algorithm
-    return cfg.model_copy(update={
-        "algorithm": ALGORITHMS["dpo"].Config(loss=a.dpo_loss, beta=a.dpo_beta, nll_weight=a.dpo_nll_weight),
-        "training": cfg.training.model_copy(update={"lr": a.dpo_lr or cfg.training.lr}),
-        "loop": cfg.loop.model_copy(update={"iterations": a.dpo_iterations}),
-    })
+    return cfg.model_copy(
+        update={
+            "algorithm": ALGORITHMS["dpo"].Config(loss=a.dpo_loss, beta=a.dpo_beta, nll_weight=a.dpo_nll_weight),
+            "training": cfg.training.model_copy(update={"lr": a.dpo_lr or cfg.training.lr}),
+            "loop": cfg.loop.model_copy(update={"iterations": a.dpo_iterations}),
+        }
+    )
 
 
 def dpo_model_path(rt: Runtime) -> str:
@@ -122,9 +132,14 @@ def dpo_model_path(rt: Runtime) -> str:
     return a.dpo_model_path or str(rt.run / "dpo_model" / f"iter_{a.dpo_iterations}" / "checkpoint")
 
 
-def iteration(rt: Runtime, k: int, start: Optional[Path]) -> Path:
+def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
     d = rt.run / f"iter_{k}"
-    for output, stage in (("rollouts.pt", generate), ("scored.pt", score), ("prepared.pt", prepare), ("checkpoint", train)):
+    for output, stage in (
+        ("rollouts.pt", generate),
+        ("scored.pt", score),
+        ("prepared.pt", prepare),
+        ("checkpoint", train),
+    ):
         if pending(d / output):
             t0 = time.perf_counter()
             stage(rt, d, k, start)
@@ -153,12 +168,14 @@ def prompts_for(rt: Runtime, k: int) -> list:
     return (pool + pool)[offset : offset + n]
 
 
-def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     rt.ensure_policy(start)
     problems = prompts_for(rt, k)
     params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k)
     g = rt.cfg.generation
-    plan = sources.plan(g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples)
+    plan = sources.plan(
+        g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples
+    )
     t0, parts, chunk, dist = time.perf_counter(), [], g.prompts_per_call, distributed.current()
     with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
         for s in range(0, len(problems), chunk):
@@ -167,8 +184,13 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             ps = problems[s : s + chunk]
             texts = [rt.task.render(p) for p in ps]
             b = sources.generate(
-                rt.generator, rt.initial_policy, [rt.encode(t) for t in texts],
-                dataclasses.replace(params, seed=params.seed + s), plan, prompt_texts=texts, answers=[p.answer for p in ps],
+                rt.generator,
+                rt.initial_policy,
+                [rt.encode(t) for t in texts],
+                dataclasses.replace(params, seed=params.seed + s),
+                plan,
+                prompt_texts=texts,
+                answers=[p.answer for p in ps],
             )
             parts.append((s, b.to("cpu").replace(group_ids=b.group_ids.cpu() + s)))
             advance(len(ps) * dist.world_size)
@@ -176,11 +198,16 @@ def generate(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     batch = RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
     seconds = time.perf_counter() - t0
     tokens = int(batch.response_lengths.sum())
-    atomic_write_json(d / "generate.json", {
-        "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds,
-        "response_length": float(batch.response_lengths.float().mean()),
-        "truncation_rate": float(batch.truncated.float().mean()),
-    })
+    atomic_write_json(
+        d / "generate.json",
+        {
+            "tokens": tokens,
+            "seconds": seconds,
+            "tokens_per_second": tokens / seconds,
+            "response_length": float(batch.response_lengths.float().mean()),
+            "truncation_rate": float(batch.truncated.float().mean()),
+        },
+    )
     atomic_torch_save(d / "rollouts.pt", batch)
 
 
@@ -191,7 +218,7 @@ def record_time(d: Path, stage: str, seconds: float) -> None:
     atomic_write_json(f, {**times, stage: seconds})
 
 
-def score(rt: Runtime, d: Path, k: int, start: Optional[Path] = None) -> None:
+def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
     batch = torch.load(d / "rollouts.pt", weights_only=False)
     norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
     if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
@@ -205,14 +232,23 @@ def score(rt: Runtime, d: Path, k: int, start: Optional[Path] = None) -> None:
         atomic_write_json(d / "reward_norm.json", norm.state_dict())
     scores = torch.tensor(rewards, dtype=torch.float32)
     batch = batch.replace(scores=scores, rewards=outcome_to_token_rewards(scores, batch.response_mask))
-    atomic_write_jsonl(d / "rollouts.jsonl", [
-        {"prompt": p, "response": r, "answer": a, "reward": s, "correct": c, "truncated": bool(t)}
-        for p, r, a, s, c, t in zip(batch.prompt_texts, batch.response_texts, batch.answers, rewards, correct, batch.truncated)
-    ])
-    atomic_write_json(d / "score.json", {
-        "reward_mean": float(scores.mean()), "sample_accuracy": sum(correct) / len(correct),
-        "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
-    })
+    atomic_write_jsonl(
+        d / "rollouts.jsonl",
+        [
+            {"prompt": p, "response": r, "answer": a, "reward": s, "correct": c, "truncated": bool(t)}
+            for p, r, a, s, c, t in zip(
+                batch.prompt_texts, batch.response_texts, batch.answers, rewards, correct, batch.truncated
+            )
+        ],
+    )
+    atomic_write_json(
+        d / "score.json",
+        {
+            "reward_mean": float(scores.mean()),
+            "sample_accuracy": sum(correct) / len(correct),
+            "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
+        },
+    )
     atomic_torch_save(d / "scored.pt", batch)
 
 
@@ -222,7 +258,7 @@ def logprob_temperature(rt: Runtime) -> float:
     return T if getattr(cfg, "logprobs_at_sampling_temperature", False) and T > 0 else 1.0
 
 
-def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     batch = torch.load(d / "scored.pt", weights_only=False)
     algo, cfg, mbs, temp = rt.algo, rt.cfg.algorithm, rt.cfg.training.micro_batch_size, logprob_temperature(rt)
     # frozen passes: each rank its rows, then gathered (the same count on every rank for a sharded model)
@@ -231,7 +267,9 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     if getattr(cfg, "needs_reference", False) and selected.batch_size:
         rt.ensure_policy(start)
         ref_model = rt.policy if cfg.reference == "previous" else rt.initial_policy()
-        selected = selected.replace(ref_logprobs=per_rank(lambda b: compute_logprobs(ref_model, b, mbs, temp), selected))
+        selected = selected.replace(
+            ref_logprobs=per_rank(lambda b: compute_logprobs(ref_model, b, mbs, temp), selected)
+        )
     if getattr(cfg, "needs_old_logprobs", False) and selected.batch_size:
         # π_old of the clipped ratio: the policy that sampled, through the learner's forward; with the
         # previous iterate as reference that is the same forward as ref_logprobs above
@@ -243,7 +281,9 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         selected = selected.replace(old_logprobs=old)
     if getattr(cfg, "needs_dpo_model", False) and selected.batch_size:
         dpo_model = rt.frozen_model(dpo_model_path(rt))
-        selected = selected.replace(dpo_logprobs=per_rank(lambda b: compute_logprobs(dpo_model, b, mbs, temp), selected))
+        selected = selected.replace(
+            dpo_logprobs=per_rank(lambda b: compute_logprobs(dpo_model, b, mbs, temp), selected)
+        )
     if getattr(cfg, "needs_value_model", False) and cfg.needs_critic and selected.batch_size:
         from itero.models.value import compute_values
 
@@ -267,15 +307,18 @@ def prepare(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
         stats.update(advantage_mean=float(adv.mean()), advantage_std=float(adv.std()))
     if prepared.values is not None and prepared.returns is not None and int(mask.sum()) > 1:
         stats.update(explained_variance=explained_variance(prepared.values, prepared.returns, mask))
-    atomic_write_jsonl(d / "selected.jsonl", [
-        {"group": int(g), "response": r, "reward": float(s)}
-        for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
-    ])
+    atomic_write_jsonl(
+        d / "selected.jsonl",
+        [
+            {"group": int(g), "response": r, "reward": float(s)}
+            for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
+        ],
+    )
     atomic_write_json(d / "prepare.json", stats)
     atomic_torch_save(d / "prepared.pt", prepared)
 
 
-def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
+def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     batch = torch.load(d / "prepared.pt", weights_only=False)
     cfg, t = rt.cfg.algorithm, rt.cfg.training
     restart = getattr(cfg, "restart_from_base", False)
@@ -286,7 +329,12 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
     per_step: list[dict] = []
     if units:
         reset = t.reset_optimizer_each_iteration or restart
-        fit_args = dict(rows_per_unit=rt.algo.rows_per_unit, epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k, temperature=logprob_temperature(rt))
+        fit_args = dict(
+            rows_per_unit=rt.algo.rows_per_unit,
+            epochs=t.epochs,
+            seed=rt.cfg.loop.seed * 31 + k,
+            temperature=logprob_temperature(rt),
+        )
         # one optimizer kept across iterations gets one schedule over the whole run (this iteration's
         # step count × iterations), or its cosine would reach 0 at the end of iteration 1
         horizon = steps if reset else steps * rt.cfg.loop.iterations
@@ -299,22 +347,30 @@ def train(rt: Runtime, d: Path, k: int, start: Optional[Path]) -> None:
             if not reset and start is not None and (start / "trainer_state.pt").exists():
                 rt.learner.load_state(start, actor_horizon)
             with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
-                metrics.update(rt.learner.fit(
-                    batch, loss_function(rt, start), **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)),
-                ))
+                metrics.update(
+                    rt.learner.fit(
+                        batch,
+                        loss_function(rt, start),
+                        **fit_args,
+                        on_step=lambda i, m: (per_step.append(m), advance(1)),
+                    )
+                )
         if getattr(cfg, "needs_value_model", False) and cfg.needs_critic:
             critic = rt.ensure_critic(start)
             critic.start_phase(horizon, reset=reset)
             with progress.stage(f"[iter {k}] train value model", steps, rt.cfg.logging.progress) as advance:
-                value_metrics = critic.fit(batch, lambda mb, v: rt.algo.value_loss(mb, v, cfg), **fit_args,
-                                           on_step=lambda i, m: advance(1))
-            metrics.update({f"value_{key}" if not key.startswith("value") else key: v for key, v in value_metrics.items()})
+                value_metrics = critic.fit(
+                    batch, lambda mb, v: rt.algo.value_loss(mb, v, cfg), **fit_args, on_step=lambda i, m: advance(1)
+                )
+            metrics.update(
+                {f"value_{key}" if not key.startswith("value") else key: v for key, v in value_metrics.items()}
+            )
     atomic_write_json(d / "train.json", metrics)
     atomic_write_jsonl(d / "train_steps.jsonl", per_step)  # every optimizer step's diagnostics
     save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
 
 
-def loss_function(rt: Runtime, start: Optional[Path]):
+def loss_function(rt: Runtime, start: Path | None):
     """The algorithm's loss for the learner; with the reference's logits when the loss needs them (TDPO)."""
     cfg = rt.cfg.algorithm
     if not getattr(cfg, "needs_reference_logits", False):

@@ -22,11 +22,15 @@ def mc_rollout(rt, batch: RolloutBatch, k: int):
     def rollout(states: list[tuple[int, int]]) -> torch.Tensor:
         params = dataclasses.replace(rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k + 50_000), n=K)
         parts, chunk, dist = [], rt.cfg.generation.prompts_per_call, distributed.current()
-        with progress.stage(f"[iter {k}] MC values, {K} rollouts per state", len(states), rt.cfg.logging.progress) as advance:
+        with progress.stage(
+            f"[iter {k}] MC values, {K} rollouts per state", len(states), rt.cfg.logging.progress
+        ) as advance:
             for s in range(0, len(states), chunk):
                 if not dist.mine(s // chunk):  # data parallel as generation: chunk i on rank i mod W, seeded by offset
                     continue
-                parts.append((s, _rollout_chunk(states[s : s + chunk], dataclasses.replace(params, seed=params.seed + s))))
+                parts.append(
+                    (s, _rollout_chunk(states[s : s + chunk], dataclasses.replace(params, seed=params.seed + s)))
+                )
                 advance(len(states[s : s + chunk]) * dist.world_size)
         parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
         counted["tokens"] = sum(dist.gather_objects(counted["tokens"]))

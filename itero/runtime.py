@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
 
 import torch
 
@@ -40,25 +39,25 @@ class Runtime:
     task: Task
     reward: MathReward  # or a RewardModel (same grade signature)
     algo: ModuleType
-    policy_source: Optional[Path] = None  # checkpoint the in-memory weights equal; None = base
+    policy_source: Path | None = None  # checkpoint the in-memory weights equal; None = base
     device: torch.device = torch.device("cpu")
     generator_source: object = "base"  # checkpoint a separate engine's weights equal (hf shares the policy)
-    critic: Optional[Learner] = None  # PPO / RTO value model and its optimizer, built by ensure_critic
-    critic_source: Optional[str] = None
-    replica: Optional[torch.nn.Module] = None  # a sharded policy's plain copy that the hf generator runs
+    critic: Learner | None = None  # PPO / RTO value model and its optimizer, built by ensure_critic
+    critic_source: str | None = None
+    replica: torch.nn.Module | None = None  # a sharded policy's plain copy that the hf generator runs
     strategy: str = "ddp"  # distributed.strategy after the accelerate launch config (sharding.launcher_strategy)
-    _initial: Optional[torch.nn.Module] = field(default=None, repr=False)
+    _initial: torch.nn.Module | None = field(default=None, repr=False)
     _frozen: dict = field(default_factory=dict, repr=False)
 
     @property
-    def initial_checkpoint(self) -> Optional[Path]:
+    def initial_checkpoint(self) -> Path | None:
         """The policy RL starts from: the SFT checkpoint, or None (the base model) without warm-up."""
         return self.run / "sft" / "checkpoint" if self.cfg.sft.enabled else None
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def ensure_policy(self, checkpoint: Optional[Path]) -> None:
+    def ensure_policy(self, checkpoint: Path | None) -> None:
         """Make the in-memory policy hold the weights of ``checkpoint`` (None = the base model), and a
         separate generation engine (vLLM) serve them too."""
         if checkpoint != self.policy_source:
@@ -81,11 +80,13 @@ class Runtime:
         """The initial policy as a frozen model (reference for ``reference: initial``), loaded once."""
         if self._initial is None:
             checkpoint = self.initial_checkpoint
-            self._initial = load_model(str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype, device=self.frozen_device)
+            self._initial = load_model(
+                str(checkpoint) if checkpoint else self.base_path, dtype=self.cfg.model.dtype, device=self.frozen_device
+            )
             self._initial.requires_grad_(False).eval()
         return self._initial
 
-    def ensure_critic(self, checkpoint: Optional[Path]) -> Learner:
+    def ensure_critic(self, checkpoint: Path | None) -> Learner:
         """The critic as saved with ``checkpoint`` (``value_model/``), else freshly initialised from the
         initial policy (zero head) or the configured reward model."""
         from itero.models.value import ValueModel, forward_values
@@ -110,14 +111,20 @@ class Runtime:
     def frozen_model(self, path: str) -> torch.nn.Module:
         """A frozen causal LM loaded once (RTO's DPO policy)."""
         if path not in self._frozen:
-            self._frozen[path] = load_model(path, dtype=self.cfg.model.dtype, device=self.frozen_device).requires_grad_(False).eval()
+            self._frozen[path] = (
+                load_model(path, dtype=self.cfg.model.dtype, device=self.frozen_device).requires_grad_(False).eval()
+            )
         return self._frozen[path]
 
     def sampling_params(self, seed: int) -> SamplingParams:
         g = self.cfg.generation
         return SamplingParams(
-            n=g.n_samples_per_prompt, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
-            max_new_tokens=g.max_new_tokens, seed=seed,
+            n=g.n_samples_per_prompt,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            top_k=g.top_k,
+            max_new_tokens=g.max_new_tokens,
+            seed=seed,
         )
 
 
@@ -130,10 +137,17 @@ def build_base_model(cfg: Config, run: Path) -> str:
         t = cfg.model.tiny
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(
-            len(tokenizer), arch=t.arch, hidden_size=t.hidden_size, num_layers=t.num_layers,
-            num_heads=t.num_heads, num_kv_heads=t.num_kv_heads, intermediate_size=t.intermediate_size,
-            max_position_embeddings=t.max_position_embeddings, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, seed=cfg.loop.seed,
+            len(tokenizer),
+            arch=t.arch,
+            hidden_size=t.hidden_size,
+            num_layers=t.num_layers,
+            num_heads=t.num_heads,
+            num_kv_heads=t.num_kv_heads,
+            intermediate_size=t.intermediate_size,
+            max_position_embeddings=t.max_position_embeddings,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            seed=cfg.loop.seed,
         )
         tmp = run / "base.tmp"
         save_tiny(tmp, model, tokenizer)
@@ -150,7 +164,12 @@ def build_reward(cfg: Config, device: torch.device | str = "cpu"):
     from itero.rewards.reward_model import RewardModel
 
     return RewardModel.from_pretrained(
-        r.model_path, normalize=r.normalize, clip=r.clip, batch_size=r.batch_size, template=r.template, verifier=verifier,
+        r.model_path,
+        normalize=r.normalize,
+        clip=r.clip,
+        batch_size=r.batch_size,
+        template=r.template,
+        verifier=verifier,
         device=str(device),
     )
 
@@ -177,8 +196,13 @@ def build_generator(cfg: Config, base_path: str, tokenizer, policy):
     from itero.generation.vllm import VLLMGenerator
 
     return VLLMGenerator(
-        base_path, tokenizer, gpu_memory_utilization=g.vllm_gpu_memory_utilization, enable_sleep_mode=g.vllm_sleep_mode,
-        enable_prefix_caching=g.vllm_prefix_caching, dtype=cfg.model.dtype, seed=cfg.loop.seed,
+        base_path,
+        tokenizer,
+        gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        enable_sleep_mode=g.vllm_sleep_mode,
+        enable_prefix_caching=g.vllm_prefix_caching,
+        dtype=cfg.model.dtype,
+        seed=cfg.loop.seed,
     )
 
 
@@ -203,21 +227,37 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
         if current().is_main:
             from itero.tracking import progress
 
-            progress.info(f"[{strategy}] the policy is sharded over {current().world_size} processes: this one "
-                          f"holds {local:,} of its {total:,} parameters (and their gradients and optimizer state)")
+            progress.info(
+                f"[{strategy}] the policy is sharded over {current().world_size} processes: this one "
+                f"holds {local:,} of its {total:,} parameters (and their gradients and optimizer state)"
+            )
     t = cfg.training
     learner = Learner(
         policy,
         OptimConfig(
-            lr=t.lr, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size, warmup_ratio=t.warmup_ratio,
-            schedule=t.schedule, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-            adam_betas=tuple(t.adam_betas), precision=t.precision,
+            lr=t.lr,
+            batch_size=t.batch_size,
+            micro_batch_size=t.micro_batch_size,
+            warmup_ratio=t.warmup_ratio,
+            schedule=t.schedule,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
+            adam_betas=tuple(t.adam_betas),
+            precision=t.precision,
         ),
     )
     return Runtime(
-        cfg=cfg, run=run, base_path=base_path, tokenizer=tokenizer, policy=policy, device=device,
+        cfg=cfg,
+        run=run,
+        base_path=base_path,
+        tokenizer=tokenizer,
+        policy=policy,
+        device=device,
         generator=build_generator(cfg, base_path, tokenizer, replica if replica is not None else policy),
-        learner=learner, task=task, replica=replica, strategy=strategy,
+        learner=learner,
+        task=task,
+        replica=replica,
+        strategy=strategy,
         reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device),
         algo=ALGORITHMS[cfg.algorithm.name],
     )

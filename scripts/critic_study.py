@@ -60,8 +60,11 @@ def value_scores(batch, values: torch.Tensor) -> dict:
     mask = batch.response_mask.bool()
     mean, _ = group_means(batch)
     v0 = first_token_values(values, mask)
-    out = {"corr_v0_prompt_mean": round(float(torch.corrcoef(torch.stack([v0, mean]))[0, 1]), 3),
-           "v0_std": round(float(v0.std()), 3), "prompt_mean_std": round(float(mean.std()), 3)}
+    out = {
+        "corr_v0_prompt_mean": round(float(torch.corrcoef(torch.stack([v0, mean]))[0, 1]), 3),
+        "v0_std": round(float(v0.std()), 3),
+        "prompt_mean_std": round(float(mean.std()), 3),
+    }
     if batch.returns is not None:
         out["explained_variance"] = round(explained_variance(values, batch.returns, mask), 3)
     return out
@@ -84,14 +87,26 @@ def fit(args) -> None:
     train, test = (torch.load(p, weights_only=False) for p in (args.train, args.test))
     cfg = ppo.Config(lam=1.0, value_epsilon=args.value_epsilon)
     critic = ValueModel.from_policy(args.sft)
-    learner = Learner(critic, OptimConfig(lr=args.value_lr, batch_size=64, micro_batch_size=32, warmup_ratio=0.05),
-                      forward=forward_values)
+    learner = Learner(
+        critic,
+        OptimConfig(lr=args.value_lr, batch_size=64, micro_batch_size=32, warmup_ratio=0.05),
+        forward=forward_values,
+    )
     learner.start_phase(learner.num_steps(train.batch_size, args.epochs) * args.horizon_iterations)
     start = time.time()
     learner.fit(train, lambda mb, v: ppo.value_loss(mb, v, cfg), epochs=args.epochs, seed=1)
     scores = {name: value_scores(b, compute_values(critic, b, 64)) for name, b in (("train", train), ("test", test))}
-    print(json.dumps({"value_lr": args.value_lr, "value_epsilon": args.value_epsilon, "epochs": args.epochs,
-                      "seconds": round(time.time() - start), **scores}))
+    print(
+        json.dumps(
+            {
+                "value_lr": args.value_lr,
+                "value_epsilon": args.value_epsilon,
+                "epochs": args.epochs,
+                "seconds": round(time.time() - start),
+                **scores,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -106,7 +121,9 @@ def main() -> None:
     f.add_argument("--value-lr", type=float, default=1e-4)
     f.add_argument("--value-epsilon", type=float, default=0.2)
     f.add_argument("--epochs", type=int, default=4)
-    f.add_argument("--horizon-iterations", type=int, default=5, help="the cosine spans this many iterations, as in a run")
+    f.add_argument(
+        "--horizon-iterations", type=int, default=5, help="the cosine spans this many iterations, as in a run"
+    )
     f.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if getattr(args, "threads", None):

@@ -12,15 +12,24 @@ from itero.models.tiny import build_char_tokenizer, build_tiny_model
 def tiny(seed: int = 0, hidden: int = 32, layers: int = 2):
     tok = build_char_tokenizer()
     model = build_tiny_model(
-        len(tok), hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2,
-        intermediate_size=2 * hidden, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, seed=seed,
+        len(tok),
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=2 * hidden,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        seed=seed,
     )
     return model, tok
 
 
 def text_batch(tok, prompts: list[str], responses: list[str], scores=None, group_ids=None) -> RolloutBatch:
     enc = lambda s: tok.encode(s, add_special_tokens=False)
-    batch = sft.make_batch([enc(p) for p in prompts], [enc(r) + [tok.eos_token_id] for r in responses], tok.pad_token_id)
+    batch = sft.make_batch(
+        [enc(p) for p in prompts], [enc(r) + [tok.eos_token_id] for r in responses], tok.pad_token_id
+    )
     if scores is not None:
         batch = batch.replace(scores=torch.tensor(scores, dtype=torch.float32))
     if group_ids is not None:

@@ -46,8 +46,16 @@ def test_budget_axes_are_running_sums_and_the_table_reads_each_run_within_the_sm
         run.mkdir()
         rows = [{"iteration": 0, "eval/greedy_accuracy": accuracies[0]}]
         for k, a in enumerate(accuracies[1:], start=1):  # 4 timed stages of seconds/4 each
-            rows.append({"iteration": k, "eval/greedy_accuracy": a, "generate/tokens": tokens, "prepare/mc_tokens": mc_tokens,
-                         **{f"time/{s}": seconds / 4 for s in ("generate", "score", "prepare", "train")}, "time/eval": 99.0})
+            rows.append(
+                {
+                    "iteration": k,
+                    "eval/greedy_accuracy": a,
+                    "generate/tokens": tokens,
+                    "prepare/mc_tokens": mc_tokens,
+                    **{f"time/{s}": seconds / 4 for s in ("generate", "score", "prepare", "train")},
+                    "time/eval": 99.0,
+                }
+            )
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return run
 

@@ -35,7 +35,11 @@ def test_algorithm_switch_takes_the_variant_defaults():
 def test_reward_presets():
     reward = load_config(None, ["reward.preset=vineppo"]).reward.model_dump()
     assert {k: reward[k] for k in ("name", "correct", "wrong", "no_answer")} == {
-        "name": "math", "correct": 1.0, "wrong": 0.0, "no_answer": 0.0}
+        "name": "math",
+        "correct": 1.0,
+        "wrong": 0.0,
+        "no_answer": 0.0,
+    }
     assert load_config(None, ["reward.preset=online-dpo-r1", "reward.wrong=0"]).reward.no_answer == -1.0
 
 
@@ -52,11 +56,23 @@ def test_reward_presets():
         (["generation.temperature=-1"], ["generation.temperature", "-1"]),
         (["loop.iterations"], ["key.sub=value"]),
         (["algorithm=ppo", "algorithm.critic_warmup=7", "loop.iterations=7"], ["critic_warmup=7", "loop.iterations=7"]),
-        (["algorithm=ppo", "algorithm.critic_warmup=1", "algorithm.value_model=none", "algorithm.advantage_estimator=return"],
-         ["critic_warmup=1", "value_model=none"]),
-        (["eval.fresh_problems=5", "task.name=jsonl", "task.jsonl.train_path=p.jsonl"], ["eval.fresh_problems=5", "arithmetic"]),
-        (["eval.fresh_problems=1000", "task.arithmetic.digits=1", "task.arithmetic.num_train=200"],
-         ["1000 fresh problems", "only 648 distinct", "ask for fewer"]),
+        (
+            [
+                "algorithm=ppo",
+                "algorithm.critic_warmup=1",
+                "algorithm.value_model=none",
+                "algorithm.advantage_estimator=return",
+            ],
+            ["critic_warmup=1", "value_model=none"],
+        ),
+        (
+            ["eval.fresh_problems=5", "task.name=jsonl", "task.jsonl.train_path=p.jsonl"],
+            ["eval.fresh_problems=5", "arithmetic"],
+        ),
+        (
+            ["eval.fresh_problems=1000", "task.arithmetic.digits=1", "task.arithmetic.num_train=200"],
+            ["1000 fresh problems", "only 648 distinct", "ask for fewer"],
+        ),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(override, words):
@@ -94,7 +110,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args):
     config.write_text(f"logging:\n  run_dir: {tmp_path / 'runs'}\n")
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"problem": "1+1=", "gold_answer": "2"}\n{"problem": oops}\n')
-    args = [a.replace("CONFIG", str(config)).replace("BADJSONL", str(bad)).replace("MISSING", str(tmp_path / "missing")) for a in args]
+    args = [
+        a.replace("CONFIG", str(config)).replace("BADJSONL", str(bad)).replace("MISSING", str(tmp_path / "missing"))
+        for a in args
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:")
@@ -117,7 +136,9 @@ def test_changed_config_is_refused_without_force(tmp_path):
     assert (run / "config.prev.yaml").read_text() == "a: 1\n"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT / "configs")))
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: str(p.relative_to(ROOT / "configs"))
+)
 def test_every_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.generation.n_samples_per_prompt >= cfg.algorithm.min_samples_per_prompt

@@ -2,10 +2,10 @@ import copy
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import dpo, sft
 from itero.training.learner import Learner, OptimConfig, compute_logprobs, forward_logprobs
-from helpers import text_batch, tiny
 
 RESPONSES = ["12+3=15.", "7", "x=1, y=22", "ab", "hello world", "0", "99-9=90. \\boxed{90}", "q"]
 

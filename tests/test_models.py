@@ -12,7 +12,9 @@ TEXTS = ["47+18*3= 18*3=54. 47+54=101. \\boxed{101}", "  two  spaces\nand a newl
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
 def test_saved_tiny_model_and_tokenizer_load_back_through_from_pretrained(tmp_path, arch):
     tok = build_char_tokenizer()
-    model = build_tiny_model(len(tok), arch=arch, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
+    model = build_tiny_model(
+        len(tok), arch=arch, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64
+    )
     save_tiny(tmp_path, model, tok)
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == arch
     loaded_tok = load_tokenizer(str(tmp_path))
@@ -38,8 +40,12 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
 
 def test_load_weights_into_keeps_parameter_objects(tmp_path):
     tok = build_char_tokenizer()
-    a = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=1)
-    b = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=2)
+    a = build_tiny_model(
+        len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=1
+    )
+    b = build_tiny_model(
+        len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=2
+    )
     save_tiny(tmp_path, a, tok)
     before = [id(p) for p in b.parameters()]
     load_weights_into(b, tmp_path)

@@ -12,9 +12,14 @@ from itero.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "configs" / "recipes").glob("*.yaml"))
 EXPECTED = {
-    "online_dpo_r1", "online_dpo_r1_raft", "online_dpo_r1_dpo_nll", "grpo_qwen25_math_7b", "dr_grpo_qwen25_math_7b",
+    "online_dpo_r1",
+    "online_dpo_r1_raft",
+    "online_dpo_r1_dpo_nll",
+    "grpo_qwen25_math_7b",
+    "dr_grpo_qwen25_math_7b",
     *(f"samplers_safe_rlhf_{s}" for s in ("ref", "online", "gshf", "mixp")),
-    *(f"{a}_{m}_math" for a in ("ppo", "vineppo") for m in ("rho1b", "deepseekmath7b")), "rto_llama3_8b",
+    *(f"{a}_{m}_math" for a in ("ppo", "vineppo") for m in ("rho1b", "deepseekmath7b")),
+    "rto_llama3_8b",
 }
 
 
@@ -62,9 +67,20 @@ def test_online_dpo_r1_has_the_source_values(capsys):
     cfg = load_config(ROOT / "configs/recipes/online_dpo_r1.yaml")
     a, g, r = cfg.algorithm, cfg.generation, cfg.reward
     assert (cfg.model.path, cfg.loop.iterations, g.n_samples_per_prompt, g.temperature, g.max_new_tokens) == (
-        "Qwen/Qwen2.5-Math-7B", 9, 8, 1.0, 4096)
+        "Qwen/Qwen2.5-Math-7B",
+        9,
+        8,
+        1.0,
+        4096,
+    )
     assert (a.name, a.loss, a.beta, a.label_smoothing, a.reference, cfg.training.lr) == (
-        "dpo", "sigmoid", 0.1, 0.1, "previous", 5e-7)
+        "dpo",
+        "sigmoid",
+        0.1,
+        0.1,
+        "previous",
+        5e-7,
+    )
     assert (r.correct, r.wrong, r.no_answer) == (1.0, -0.5, -1.0)
     assert cfg.distributed.strategy == "zero3"
     out = _dry_run(capsys, ROOT / "configs/recipes/online_dpo_r1.yaml")
@@ -76,20 +92,32 @@ def test_samplers_recipes(sampler, capsys):
     path = ROOT / f"configs/recipes/samplers_safe_rlhf_{sampler}.yaml"
     cfg = load_config(path)
     a = cfg.algorithm
-    assert (a.loss, a.margin_scale, a.beta, a.reference, cfg.generation.sampler) == ("rev_kl", 4.0, 0.1, "initial", sampler)
+    assert (a.loss, a.margin_scale, a.beta, a.reference, cfg.generation.sampler) == (
+        "rev_kl",
+        4.0,
+        0.1,
+        "initial",
+        sampler,
+    )
     assert cfg.reward.name == "model" and cfg.distributed.strategy == "zero3"
     out = _dry_run(capsys, path)
     assert "reward model" in out and "reference" in out  # frozen RM and initial model on the GPUs
 
 
 def test_small_gpus_get_a_clear_warning(capsys):
-    out = _dry_run(capsys, ROOT / "configs/recipes/online_dpo_r1.yaml",
-                   "distributed.gpu_memory_gb=24", "distributed.strategy=zero2")
+    out = _dry_run(
+        capsys,
+        ROOT / "configs/recipes/online_dpo_r1.yaml",
+        "distributed.gpu_memory_gb=24",
+        "distributed.strategy=zero2",
+    )
     assert "WARNING: will NOT fit" in out and "distributed.strategy=zero3" in out
 
 
 def test_invalid_recipe_override_fails_before_planning(capsys):
-    assert main(["train", str(ROOT / "configs/recipes/online_dpo_r1.yaml"), "distributed.num_nodes=3", "--dry-run"]) == 2
+    assert (
+        main(["train", str(ROOT / "configs/recipes/online_dpo_r1.yaml"), "distributed.num_nodes=3", "--dry-run"]) == 2
+    )
     err = capsys.readouterr().err
     assert "distributed.num_processes=8" in err and "distributed.num_nodes=3" in err
 

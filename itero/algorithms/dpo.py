@@ -18,7 +18,12 @@ from torch import Tensor
 
 from itero.batch import RolloutBatch
 from itero.core.preference import (
-    NEEDS_REFERENCE, NEEDS_SEQ_KL, PREFERENCE_LOSSES, PairLogps, PreferenceLossParams, preference_metrics,
+    NEEDS_REFERENCE,
+    NEEDS_SEQ_KL,
+    PREFERENCE_LOSSES,
+    PairLogps,
+    PreferenceLossParams,
+    preference_metrics,
     sequential_kl,
 )
 from itero.samplers.pairing import PAIRINGS, PairingParams, select_pairs
@@ -61,8 +66,10 @@ class Config(Section):
 
     def pairing_params(self) -> PairingParams:
         return PairingParams(
-            length_penalty=self.length_penalty, mixed_first_half_prob=self.mixed_first_half_prob,
-            accept_threshold=self.accept_threshold, max_pairs_per_prompt=self.max_pairs_per_prompt,
+            length_penalty=self.length_penalty,
+            mixed_first_half_prob=self.mixed_first_half_prob,
+            accept_threshold=self.accept_threshold,
+            max_pairs_per_prompt=self.max_pairs_per_prompt,
         )
 
     @model_validator(mode="after")
@@ -86,9 +93,13 @@ class Config(Section):
 
     def loss_params(self) -> PreferenceLossParams:
         return PreferenceLossParams(
-            beta=self.beta, label_smoothing=self.label_smoothing, ipo_length_normalize=self.ipo_length_normalize,
-            dpop_lambda=self.dpop_lambda, rdpo_alpha=self.rdpo_alpha,
-            simpo_gamma_beta_ratio=self.simpo_gamma_beta_ratio, margin_scale=self.margin_scale,
+            beta=self.beta,
+            label_smoothing=self.label_smoothing,
+            ipo_length_normalize=self.ipo_length_normalize,
+            dpop_lambda=self.dpop_lambda,
+            rdpo_alpha=self.rdpo_alpha,
+            simpo_gamma_beta_ratio=self.simpo_gamma_beta_ratio,
+            margin_scale=self.margin_scale,
             tdpo_alpha=self.tdpo_alpha,
         )
 
@@ -105,8 +116,12 @@ def _char_lengths(batch: RolloutBatch) -> list[int]:
 def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None) -> tuple[RolloutBatch, dict]:
     """Interleaved chosen/rejected rows: the pairs of ``cfg.pairing`` for every prompt, ties dropped."""
     pairs, stats = select_pairs(
-        [float(s) for s in batch.scores], batch.group_ids.tolist(), _char_lengths(batch),
-        cfg.pairing, cfg.pairing_params(), rng or torch.Generator().manual_seed(0),
+        [float(s) for s in batch.scores],
+        batch.group_ids.tolist(),
+        _char_lengths(batch),
+        cfg.pairing,
+        cfg.pairing_params(),
+        rng or torch.Generator().manual_seed(0),
     )
     return batch.select([row for pair in pairs for row in pair]), stats
 
@@ -159,7 +174,11 @@ def pair_logps(batch: RolloutBatch, logprobs: Tensor) -> PairLogps:
 
 
 def loss(
-    batch: RolloutBatch, logprobs: Tensor, cfg: Config, logits: Tensor | None = None, ref_logits: Tensor | None = None,
+    batch: RolloutBatch,
+    logprobs: Tensor,
+    cfg: Config,
+    logits: Tensor | None = None,
+    ref_logits: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """``logits`` / ``ref_logits`` (B, R, V) of the policy and the reference, for TDPO only."""
     pairs = pair_logps(batch, logprobs)

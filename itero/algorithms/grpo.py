@@ -12,7 +12,7 @@ Dr.GRPO's constant is ``max_response_length`` (None = the batch's response width
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -27,7 +27,7 @@ from itero.core.masked import aggregation_weights
 class Config(PolicyGradientConfig):
     name: Literal["grpo"] = "grpo"
     loss_agg: LossAgg = "token-mean"
-    max_response_length: Optional[int] = Field(None, gt=0)  # Dr.GRPO's normaliser; set it to max_new_tokens
+    max_response_length: int | None = Field(None, gt=0)  # Dr.GRPO's normaliser; set it to max_new_tokens
     scale_rewards: Literal["group", "batch", "none"] = "group"  # what the centred reward is divided by
     eps_std: float = Field(1e-4, gt=0.0)
     drop_zero_variance_groups: bool = False  # DAPO's dynamic-sampling filter (without resampling)

@@ -11,7 +11,7 @@ false`` uses T = 1.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -31,12 +31,12 @@ class PolicyGradientConfig(Section):
     """Fields of every clipped policy-gradient algorithm; each algorithm's ``Config`` adds its own."""
 
     epsilon: float = Field(0.2, gt=0.0, lt=1.0)  # ε_low: ρ is clipped below at 1 − ε
-    epsilon_high: Optional[float] = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
+    epsilon_high: float | None = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
     beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
     reference: Literal["initial", "previous"] = "initial"  # the KL's π_ref: initial model (TRL) or previous iterate
-    kl_clamp: Optional[float] = Field(None, gt=0.0)  # clamp the per-token KL estimate to ±c (VinePPO: 10)
+    kl_clamp: float | None = Field(None, gt=0.0)  # clamp the per-token KL estimate to ±c (VinePPO: 10)
     # skip (zero the loss of) a micro-batch whose mean ratio exceeds this: a stale or diverged batch (VinePPO: 10)
-    ratio_threshold: Optional[float] = Field(None, gt=1.0)
+    ratio_threshold: float | None = Field(None, gt=1.0)
     # ratios, KL and entropy of softmax(logits / T) at the sampling temperature T (TRL, VinePPO), or at 1
     logprobs_at_sampling_temperature: bool = True
     # scales the negative advantages after the algorithm computed them: 1 = as published; 0 = only
@@ -76,9 +76,7 @@ def select_all(
     return batch, {"frac_zero_variance_groups": zero_variance_group_fraction(batch.scores, batch.group_ids)}
 
 
-def token_loss(
-    batch: RolloutBatch, logprobs: Tensor, cfg: PolicyGradientConfig
-) -> tuple[Tensor, dict[str, float]]:
+def token_loss(batch: RolloutBatch, logprobs: Tensor, cfg: PolicyGradientConfig) -> tuple[Tensor, dict[str, float]]:
     """Σ_t token_weights·[max(−A_t ρ_t, −A_t clip(ρ_t, 1−ε_low, 1+ε_high)) + β·k3(π_θ, π_ref)_t] (§12).
 
     logprobs (B, T) of π_θ; ``batch`` carries old_logprobs, advantages, token_weights (B, T) and,

@@ -14,7 +14,7 @@ beta: 1e-4, kl_clamp: 10, ratio_threshold: 10``.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -36,7 +36,7 @@ class Config(PolicyGradientConfig):
     lam: float = Field(0.95, ge=0.0, le=1.0)
     advantage_estimator: Literal["gae", "return"] = "gae"  # return: A_t = G_t, no baseline
     value_model: Literal["policy", "reward_model", "none"] = "policy"  # what the critic starts from
-    value_model_path: Optional[str] = None  # value_model=reward_model: an itero train-rm folder
+    value_model_path: str | None = None  # value_model=reward_model: an itero train-rm folder
     value_lr: float = Field(1e-4, gt=0.0)  # the critic's AdamW lr (RTO: 9e-6 for an 8B critic)
     value_epsilon: float = Field(0.2, gt=0.0)  # ε_v of the clipped value loss
     # the first N iterations train the critic only, so the actor's first advantages come from a critic
@@ -45,7 +45,7 @@ class Config(PolicyGradientConfig):
     beta: float = Field(0.01, ge=0.0)  # KL coefficient, in the reward or as a loss (kl_mode)
     kl_mode: Literal["reward", "loss"] = "reward"
     kl_estimator: KlEstimator = "k1"  # of the KL in the reward; the KL loss is always k3
-    reward_clip: Optional[float] = Field(10.0, gt=0.0)  # clamp the outcome score (OpenRLHF)
+    reward_clip: float | None = Field(10.0, gt=0.0)  # clamp the outcome score (OpenRLHF)
     whiten_advantages: bool = True
     loss_agg: LossAgg = "token-mean"
 
@@ -72,7 +72,9 @@ class Config(PolicyGradientConfig):
                 f"algorithm.critic_warmup={self.critic_warmup} trains a critic first, but algorithm.value_model=none has none"
             )
         if self.value_model == "reward_model" and not self.value_model_path:
-            raise ValueError("algorithm.value_model=reward_model needs algorithm.value_model_path (an itero train-rm folder)")
+            raise ValueError(
+                "algorithm.value_model=reward_model needs algorithm.value_model_path (an itero train-rm folder)"
+            )
         return self
 
 
@@ -86,11 +88,13 @@ def token_rewards(batch: RolloutBatch, cfg: Config) -> Tensor:
     scores = batch.scores if cfg.reward_clip is None else batch.scores.clamp(-cfg.reward_clip, cfg.reward_clip)
     rewards = outcome_to_token_rewards(scores, mask)
     if cfg.beta > 0 and cfg.kl_mode == "reward":
-        rewards = rewards + kl_reward(batch.old_logprobs, batch.ref_logprobs, mask, cfg.beta, cfg.kl_estimator, cfg.kl_clamp)
+        rewards = rewards + kl_reward(
+            batch.old_logprobs, batch.ref_logprobs, mask, cfg.beta, cfg.kl_estimator, cfg.kl_clamp
+        )
     return rewards
 
 
-def prepare(batch: RolloutBatch, cfg: Config, rewards: Optional[Tensor] = None) -> RolloutBatch:
+def prepare(batch: RolloutBatch, cfg: Config, rewards: Tensor | None = None) -> RolloutBatch:
     """GAE over ``rewards`` (default :func:`token_rewards`; RTO passes its own) and the critic's values."""
     mask = batch.response_mask
     rewards = token_rewards(batch, cfg) if rewards is None else rewards
@@ -102,7 +106,10 @@ def prepare(batch: RolloutBatch, cfg: Config, rewards: Optional[Tensor] = None) 
     if cfg.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
     return batch.replace(
-        rewards=rewards, values=values, advantages=advantages, returns=returns,
+        rewards=rewards,
+        values=values,
+        advantages=advantages,
+        returns=returns,
         token_weights=aggregation_weights(mask, cfg.loss_agg),
     )
 

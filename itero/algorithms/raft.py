@@ -50,7 +50,11 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
             rows.append(i)
             keep.append(i)
     num_groups = len(set(batch.group_ids.tolist()))
-    stats = {"kept": len(keep), "prompts_with_kept": len(per_group), "frac_prompts_no_kept": 1 - len(per_group) / max(num_groups, 1)}
+    stats = {
+        "kept": len(keep),
+        "prompts_with_kept": len(per_group),
+        "frac_prompts_no_kept": 1 - len(per_group) / max(num_groups, 1),
+    }
     return batch.select(keep), stats
 
 

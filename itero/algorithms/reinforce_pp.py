@@ -11,7 +11,7 @@ advantage is the same on every token of a response. Whitening uses the unbiased 
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 from torch import Tensor
@@ -25,7 +25,7 @@ from itero.core.masked import aggregation_weights
 class Config(PolicyGradientConfig):
     name: Literal["reinforce_pp"] = "reinforce_pp"
     loss_agg: LossAgg = "token-mean"
-    max_response_length: Optional[int] = Field(None, gt=0)  # seq-mean-token-sum-norm's constant; None = width
+    max_response_length: int | None = Field(None, gt=0)  # seq-mean-token-sum-norm's constant; None = width
 
 
 rows_per_unit = 1

@@ -14,7 +14,7 @@ the policy.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
@@ -36,7 +36,7 @@ class Config(ppo.Config):
     dpo_loss: str = "sigmoid"  # of the DPO model trained in the run: one of core.preference.PREFERENCE_LOSSES
     dpo_beta: float = Field(0.1, gt=0.0)
     dpo_nll_weight: float = Field(0.0, ge=0.0)
-    dpo_lr: Optional[float] = Field(None, gt=0.0)  # None: training.lr
+    dpo_lr: float | None = Field(None, gt=0.0)  # None: training.lr
     dpo_reward_scale: float = Field(0.05, gt=0.0)  # β₁
     dpo_reward_clip: float = Field(0.05, ge=0.0)  # c; 0 = no clamp
     kl_mode: Literal["reward"] = "reward"  # RTO's KL is a reward term  # type: ignore[assignment]
@@ -84,5 +84,7 @@ def dpo_token_rewards(dpo_logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, 
 
 
 def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
-    dpo = dpo_token_rewards(batch.dpo_logprobs, batch.ref_logprobs, batch.response_mask, cfg.dpo_reward_scale, cfg.dpo_reward_clip)
+    dpo = dpo_token_rewards(
+        batch.dpo_logprobs, batch.ref_logprobs, batch.response_mask, cfg.dpo_reward_scale, cfg.dpo_reward_clip
+    )
     return ppo.prepare(batch, cfg, rewards=ppo.token_rewards(batch, cfg) + dpo)

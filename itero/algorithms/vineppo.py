@@ -16,8 +16,9 @@ state of its own; it is merged into that step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -33,12 +34,12 @@ from itero.core.steps import dedup_states, split_steps, token_char_offsets, toke
 class Config(PolicyGradientConfig):
     name: Literal["vineppo"] = "vineppo"
     num_rollouts: int = Field(9, ge=1)  # K continuations per state
-    max_steps: Optional[int] = Field(None, ge=1)  # states estimated per response (None = all)
+    max_steps: int | None = Field(None, ge=1)  # states estimated per response (None = all)
     min_step_chars: int = Field(8, ge=1)  # shorter fragments merge into the previous step
     step_cut_after: str = ""  # extra step-ending characters, e.g. " " for the arithmetic task
     beta: float = Field(1e-4, ge=0.0)  # k3 KL loss coefficient
-    kl_clamp: Optional[float] = Field(10.0, gt=0.0)
-    ratio_threshold: Optional[float] = Field(10.0, gt=1.0)
+    kl_clamp: float | None = Field(10.0, gt=0.0)
+    ratio_threshold: float | None = Field(10.0, gt=1.0)
     whiten_advantages: bool = True
     loss_agg: LossAgg = "token-mean"
 
@@ -85,7 +86,8 @@ def estimate_advantages(batch: RolloutBatch, cfg: Config, tokenizer, rollout: Ro
     plan = plan_steps(batch, cfg, tokenizer)
     keys = [
         (tuple(batch.prompt_ids[row][batch.prompt_mask[row]].tolist()), tuple(batch.response_ids[row, :n].tolist()))
-        for row, lens in enumerate(plan.state_lens) for n in lens
+        for row, lens in enumerate(plan.state_lens)
+        for n in lens
     ]
     where = [(row, n) for row, lens in enumerate(plan.state_lens) for n in lens]
     unique, index_map = dedup_states(keys)
@@ -108,10 +110,13 @@ def estimate_advantages(batch: RolloutBatch, cfg: Config, tokenizer, rollout: Ro
     step_adv = step_advantages_from_mc_values(step_rewards, values, step_mask)
     advantages = broadcast_step_advantages(step_adv, plan.token_steps, batch.response_mask)
     stats = {
-        "mc_states": len(index_map), "mc_unique_states": len(unique),
+        "mc_states": len(index_map),
+        "mc_unique_states": len(unique),
         "mc_steps_per_response": float(step_mask.sum(-1).float().mean()),
         # variance of each V̂ estimate (sample variance of the K rewards / K), averaged over states
-        "mc_value_variance": float((rewards.float().var(-1) / cfg.num_rollouts).mean()) if cfg.num_rollouts > 1 and len(unique) else 0.0,
+        "mc_value_variance": float((rewards.float().var(-1) / cfg.num_rollouts).mean())
+        if cfg.num_rollouts > 1 and len(unique)
+        else 0.0,
     }
     return batch.replace(advantages=advantages), stats
 
@@ -121,7 +126,8 @@ def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     mask = batch.response_mask
     advantages = masked_whiten(batch.advantages, mask) if cfg.whiten_advantages else batch.advantages
     return batch.replace(
-        advantages=advantages, token_weights=aggregation_weights(mask, cfg.loss_agg),
+        advantages=advantages,
+        token_weights=aggregation_weights(mask, cfg.loss_agg),
     )
 
 

@@ -62,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
             setting = replace(setting, num_pairs=args.pairs)
         for dtype in dtypes:
             start = time.perf_counter()
-            runs = run_all(
-                setting, samplers, dtype=DTYPES[dtype], seed=args.seed, lr=args.lr, steps=args.steps
-            )
+            runs = run_all(setting, samplers, dtype=DTYPES[dtype], seed=args.seed, lr=args.lr, steps=args.steps)
             seconds = time.perf_counter() - start
             lr = setting.lr if args.lr is None else args.lr
             stem = args.out / f"bandit_{name}_{dtype}"

@@ -43,9 +43,7 @@ def multinomial_counts(probs: Tensor, num_draws: int, generator: torch.Generator
     return torch.diff(below, prepend=below.new_zeros(1)).to(torch.float64)
 
 
-def sampled_targets(
-    win: Tensor, lose: Tensor, num_pairs: int, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
+def sampled_targets(win: Tensor, lose: Tensor, num_pairs: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """(W, Q) of num_pairs i.i.d. pairs, each with a hard label, drawn from exact targets (W, Q).
 
     Drawing (a, b) ~ μ and then "a wins" ~ Bernoulli(σ(r_a − r_b)) is one categorical draw over

@@ -6,7 +6,7 @@ depends on θ is treated as a constant inside each step (θ is detached), as in 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -59,6 +59,7 @@ SAMPLERS: dict[str, PairWeights] = {
 
 def resolve(name: str) -> str:
     """Accept 'DPO-Mix-P*', 'mix-p*' or 'mix_p_star' (no shell quoting needed); return the SAMPLERS key."""
+
     def key(s: str) -> str:
         s = s.lower().replace("_", "-").replace("*", "-star")
         return s[4:] if s.startswith("dpo-") else s

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -27,9 +28,7 @@ class Setting:
 # sampled ones: uncapped Mix-P weights explode on a noisy θ.
 SETTINGS: dict[str, Setting] = {
     "exact": Setting(lr=10.0, steps=100, samplers=("DPO-Unif", "DPO-Mix-R", "DPO-Mix-P"), num_pairs=None),
-    "empirical": Setting(
-        lr=0.05, steps=3000, samplers=("DPO-Unif", "DPO-Mix-R", "DPO-Mix-P*"), num_pairs=8192
-    ),
+    "empirical": Setting(lr=0.05, steps=3000, samplers=("DPO-Unif", "DPO-Mix-R", "DPO-Mix-P*"), num_pairs=8192),
 }
 
 
@@ -90,9 +89,7 @@ def run(
     return Trajectory(sampler, *history.unbind(1))
 
 
-def run_all(
-    setting: Setting, samplers: tuple[str, ...] | None = None, **kwargs
-) -> dict[str, Trajectory]:
+def run_all(setting: Setting, samplers: tuple[str, ...] | None = None, **kwargs) -> dict[str, Trajectory]:
     return {name: run(name, setting, **kwargs) for name in (samplers or setting.samplers)}
 
 

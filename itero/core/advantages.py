@@ -103,9 +103,7 @@ def reinforce_pp_advantages(scores: Tensor, group_ids: Tensor, response_mask: Te
     return masked_whiten(centred[:, None] * mask, mask)
 
 
-def step_advantages_from_mc_values(
-    step_rewards: Tensor, values: Tensor, step_mask: Tensor | None = None
-) -> Tensor:
+def step_advantages_from_mc_values(step_rewards: Tensor, values: Tensor, step_mask: Tensor | None = None) -> Tensor:
     """VinePPO (§11): A_i = r_i + V̂(s_{i+1}) − V̂(s_i), V̂ after the last step = 0, γ = 1.
 
     step_rewards, values (B, S); ``step_mask`` (B, S) bool marks the steps of each row (right-padded;

@@ -10,8 +10,8 @@ dpop, rdpo, simpo, tdpo1/2); ε = 0 reproduces each source exactly. ``ipo`` and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

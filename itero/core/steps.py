@@ -135,9 +135,7 @@ def split_steps(text: str, min_chars: int = 8, cut_after: str = "") -> list[str]
     return steps
 
 
-def token_step_index(
-    step_texts: Sequence[str], token_offsets: Sequence[tuple[int, int]]
-) -> list[int]:
+def token_step_index(step_texts: Sequence[str], token_offsets: Sequence[tuple[int, int]]) -> list[int]:
     """Step index of each token: the step containing the token's first character.
 
     Tokens that start at or past the end of the text (e.g. an EOS with offset (L, L)) get the last step,
@@ -146,9 +144,7 @@ def token_step_index(
     """
     if not step_texts:
         if token_offsets:
-            raise ValueError(
-                "tokens given but no steps: an empty response has no steps to map to"
-            )
+            raise ValueError("tokens given but no steps: an empty response has no steps to map to")
         return []
     ends: list[int] = []
     total = 0
@@ -165,9 +161,7 @@ def token_step_index(
     return out
 
 
-def step_token_ranges(
-    step_texts: Sequence[str], token_offsets: Sequence[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def step_token_ranges(step_texts: Sequence[str], token_offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Half-open token ranges (start, end), one per step, in order, partitioning all tokens.
 
     ``token_offsets[t] = (start_char, end_char)`` of response token t within ``"".join(step_texts)``
@@ -176,9 +170,7 @@ def step_token_ranges(
     in an earlier step gets an empty range (k, k).
     """
     idx = token_step_index(step_texts, token_offsets)
-    return [
-        (bisect_left(idx, s), bisect_left(idx, s + 1)) for s in range(len(step_texts))
-    ]
+    return [(bisect_left(idx, s), bisect_left(idx, s + 1)) for s in range(len(step_texts))]
 
 
 def token_char_offsets(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from itero.grading.check import default_data_dir
 from itero.schema import ConfigError
@@ -78,7 +77,7 @@ def parse_spec(spec: str) -> BenchmarkSpec:
 
 
 def load_benchmark(
-    spec: BenchmarkSpec | str, data_dir: Optional[str | Path] = None, limit: Optional[int] = None
+    spec: BenchmarkSpec | str, data_dir: str | Path | None = None, limit: int | None = None
 ) -> Benchmark:
     """Every row is checked (a bad line anywhere is an error naming file, line and field); the first ``limit`` are kept."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
@@ -92,11 +91,14 @@ def load_benchmark(
         raise DataFileError(f"{source}: benchmark {spec.name!r} has no rows")
     rows = rows[:limit] if limit else rows
     return Benchmark(
-        spec.name, source, [str(r[spec.problem_field]) for r in rows], [_answer_text(r[spec.answer_field]) for r in rows]
+        spec.name,
+        source,
+        [str(r[spec.problem_field]) for r in rows],
+        [_answer_text(r[spec.answer_field]) for r in rows],
     )
 
 
-def _resolve(spec: BenchmarkSpec, data_dir: Optional[str | Path]) -> Path:
+def _resolve(spec: BenchmarkSpec, data_dir: str | Path | None) -> Path:
     if not spec.builtin:
         return Path(spec.source).expanduser()
     folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
@@ -123,7 +125,7 @@ def _read_hub(source: str, fields: tuple[str, ...]) -> list[dict]:
             f"{source}: reading a hub dataset needs the `datasets` package (pip install datasets), "
             "or save it as JSON Lines and give the file"
         ) from None
-    name, _, split = source[len(HUB_PREFIX):].partition("@")
+    name, _, split = source[len(HUB_PREFIX) :].partition("@")
     name, _, config = name.partition("#")
     rows = []
     for index, row in enumerate(datasets.load_dataset(name, config or None, split=split or "test"), 1):

@@ -6,6 +6,7 @@
 Writes DIR/eval/<benchmark>.jsonl (every response, its extracted answer and verdict), results.md and
 results.json (benchmark columns + Average). Rerunning the same command skips finished benchmarks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,19 +24,33 @@ DEFAULTS = EvalSettings()
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="hub model name or a folder written by save_pretrained")
-    parser.add_argument("--benchmarks", default=",".join(BUILTIN),
-                        help="comma-separated names, or NAME=FILE.jsonl[:PROBLEM_FIELD:ANSWER_FIELD] (default: all six)")
-    parser.add_argument("--n", type=int, default=DEFAULTS.n,
-                        help="sampled responses per problem for mean accuracy, pass@k and maj@k (0: greedy only)")
+    parser.add_argument(
+        "--benchmarks",
+        default=",".join(BUILTIN),
+        help="comma-separated names, or NAME=FILE.jsonl[:PROBLEM_FIELD:ANSWER_FIELD] (default: all six)",
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=DEFAULTS.n,
+        help="sampled responses per problem for mean accuracy, pass@k and maj@k (0: greedy only)",
+    )
     parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="for the n samples")
     parser.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="for the n samples")
-    parser.add_argument("--template", default=DEFAULTS.template,
-                        help="qwen25-math-cot, online-dpo-r1, vineppo-math, gsm8k-fewshot, plain; or a file / a string with {problem}")
-    parser.add_argument("--stop", action="append", default=[], help="a stop string (repeatable), besides the template's")
+    parser.add_argument(
+        "--template",
+        default=DEFAULTS.template,
+        help="qwen25-math-cot, online-dpo-r1, vineppo-math, gsm8k-fewshot, plain; or a file / a string with {problem}",
+    )
+    parser.add_argument(
+        "--stop", action="append", default=[], help="a stop string (repeatable), besides the template's"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
     parser.add_argument("--limit", type=int, help="only the first N problems of each benchmark")
     parser.add_argument("--out", type=Path, help="output folder; results go to OUT/eval (default: runs/eval-<model>)")
-    parser.add_argument("--data-dir", type=Path, help="folder of the benchmark files (default: ../shared/data from the repo)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="folder of the benchmark files (default: ../shared/data from the repo)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass of the generator")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
@@ -47,9 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args) -> EvalSettings:
     return EvalSettings(
-        n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        template=args.template, stop=tuple(args.stop), data_dir=str(args.data_dir) if args.data_dir else None,
-        limit=args.limit, seed=args.seed, grader_workers=args.workers,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        template=args.template,
+        stop=tuple(args.stop),
+        data_dir=str(args.data_dir) if args.data_dir else None,
+        limit=args.limit,
+        seed=args.seed,
+        grader_workers=args.workers,
     )
 
 
@@ -73,7 +95,9 @@ def run(args) -> int:
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, dtype=args.dtype, device=args.device)
     generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
-    results = run_benchmarks(generator, tokenizer, template, benches, settings, eval_dir, show_progress=not args.no_progress)
+    results = run_benchmarks(
+        generator, tokenizer, template, benches, settings, eval_dir, show_progress=not args.no_progress
+    )
     progress.info(
         f"\n{results_table(results)}\n\n{time.perf_counter() - start:.1f}s; responses: {eval_dir}/<benchmark>.jsonl; "
         f"table: {eval_dir / 'results.md'}, {eval_dir / 'results.json'}"

@@ -9,15 +9,16 @@ the tokens they have, as in Online-RLHF's ``sample_eval_kl``.
     itero kl POLICY BASE --prompts FILE.jsonl [--prompt-field problem] [--n 4] [--max-new-tokens 256]
              [--template plain] [--limit N] [--out kl.json]
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from itero.evaluation.templates import load_template
 from itero.tasks.jsonl import read_jsonl
@@ -37,8 +38,18 @@ class KLEstimate:
 
 
 def estimate_kl(
-    policy, base, tokenizer, prompts: Sequence[Sequence[int]], *, n: int = 4, max_new_tokens: int = 256,
-    seed: int = 0, batch_size: int = 64, micro_batch_size: int = 16, chunk: int = 64, show_progress: bool = False,
+    policy,
+    base,
+    tokenizer,
+    prompts: Sequence[Sequence[int]],
+    *,
+    n: int = 4,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    batch_size: int = 64,
+    micro_batch_size: int = 16,
+    chunk: int = 64,
+    show_progress: bool = False,
 ) -> KLEstimate:
     """``prompts`` are token ids; ``n`` samples each. The standard error treats all samples as independent:
     the n samples of one prompt are, given the prompt, so for a fixed prompt set this is, if anything, conservative."""
@@ -55,7 +66,9 @@ def estimate_kl(
     with progress.stage("[kl] sample and score", len(prompts), show_progress) as advance:
         for start in range(0, len(prompts), chunk):
             batch = generator.generate(prompts[start : start + chunk], dataclasses.replace(params, seed=seed + start))
-            difference = compute_logprobs(policy, batch, micro_batch_size) - compute_logprobs(base, batch, micro_batch_size)
+            difference = compute_logprobs(policy, batch, micro_batch_size) - compute_logprobs(
+                base, batch, micro_batch_size
+            )
             per_sample += difference.sum(-1).tolist()  # (B,): both are 0 past each response's end
             tokens += int(batch.response_lengths.sum())
             truncated += int(batch.truncated.sum())
@@ -64,8 +77,12 @@ def estimate_kl(
     count = len(per_sample)
     stderr = float(values.std()) / math.sqrt(count) if count > 1 else float("nan")
     return KLEstimate(
-        mean=float(values.mean()), stderr=stderr, num_samples=count, num_prompts=len(prompts),
-        mean_per_token=float(values.sum()) / max(tokens, 1), mean_response_length=tokens / count,
+        mean=float(values.mean()),
+        stderr=stderr,
+        num_samples=count,
+        num_prompts=len(prompts),
+        mean_per_token=float(values.sum()) / max(tokens, 1),
+        mean_response_length=tokens / count,
         truncation_rate=truncated / count,
     )
 
@@ -107,15 +124,26 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.policy)
     if load_tokenizer(args.base).get_vocab() != tokenizer.get_vocab():
-        print(f"error: {args.policy} and {args.base} have different tokenizers; the KL of their token "
-              "distributions needs one vocabulary", file=sys.stderr)
+        print(
+            f"error: {args.policy} and {args.base} have different tokenizers; the KL of their token "
+            "distributions needs one vocabulary",
+            file=sys.stderr,
+        )
         return 2
     policy = load_model(args.policy, dtype=args.dtype, device=args.device)
     base = load_model(args.base, dtype=args.dtype, device=args.device)
     prompts = [template.encode(str(row[args.prompt_field]), tokenizer) for row in rows]
     result = estimate_kl(
-        policy, base, tokenizer, prompts, n=args.n, max_new_tokens=args.max_new_tokens, seed=args.seed,
-        batch_size=args.batch_size, micro_batch_size=args.micro_batch_size, show_progress=not args.no_progress,
+        policy,
+        base,
+        tokenizer,
+        prompts,
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        micro_batch_size=args.micro_batch_size,
+        show_progress=not args.no_progress,
     )
     progress.info(
         f"KL(policy ‖ base) = {result.mean:.4f} ± {result.stderr:.4f} nats per response "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from math import comb
-from typing import Callable, Iterable, Optional, Sequence
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -15,7 +15,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_index(answers: Sequence[Optional[str]], same: Callable[[str, str], bool]) -> Optional[int]:
+def majority_index(answers: Sequence[str | None], same: Callable[[str, str], bool]) -> int | None:
     """Index of the answer that wins a majority vote, or None when no sample gave an answer.
 
     Answers are grouped with ``same`` (the grader's equivalence, so "0.5", "\\frac{1}{2}" and "1/2"
@@ -36,10 +36,12 @@ def majority_index(answers: Sequence[Optional[str]], same: Callable[[str, str], 
     return max(groups, key=len)[0] if groups else None
 
 
-def maj_at_k(answers: Sequence[Optional[str]], correct: Sequence[bool], same: Callable[[str, str], bool]) -> float:
+def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], same: Callable[[str, str], bool]) -> float:
     """1.0 when the majority-vote answer of the k samples is correct (judged by its own verdict), else 0.0."""
     if len(answers) != len(correct) or not answers:
-        raise ValueError(f"maj@k needs one verdict per answer, k >= 1; got {len(answers)} answers, {len(correct)} verdicts")
+        raise ValueError(
+            f"maj@k needs one verdict per answer, k >= 1; got {len(answers)} answers, {len(correct)} verdicts"
+        )
     winner = majority_index(answers, same)
     return float(winner is not None and correct[winner])
 
@@ -119,7 +121,7 @@ def _keys(per_benchmark: dict[str, dict[str, float]]) -> list[str]:
     return list(dict.fromkeys(k for m in per_benchmark.values() for k in m))
 
 
-def _cell(key: str, value: Optional[float]) -> str:
+def _cell(key: str, value: float | None) -> str:
     if value is None:
         return ""
     if key == "num_problems":

@@ -10,9 +10,9 @@ McNemar's exact test. It measures evaluation noise only; a second training seed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import comb, sqrt
 from pathlib import Path
-from typing import Optional, Sequence
 
 from itero.evaluation.task_eval import greedy_verdicts
 from itero.tasks import Problem, build_task
@@ -33,15 +33,23 @@ def paired_difference(start: Sequence[bool], after: Sequence[bool]) -> dict:
     """Accuracy of ``after`` minus that of ``start`` on the same problems, with the standard error of
     the mean per-problem difference (d_i ∈ {−1, 0, 1}), the problems gained / lost and McNemar's p."""
     if len(start) != len(after) or len(start) < 2:
-        raise ValueError(f"a paired difference needs two verdicts per problem on >= 2 problems; got {len(start)} and {len(after)}")
+        raise ValueError(
+            f"a paired difference needs two verdicts per problem on >= 2 problems; got {len(start)} and {len(after)}"
+        )
     n = len(start)
     d = [int(a) - int(s) for s, a in zip(start, after)]
     mean = sum(d) / n
     se = sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n)
     gained, lost = d.count(1), d.count(-1)
     return {
-        "problems": n, "accuracy": sum(after) / n, "start_accuracy": sum(start) / n, "difference": mean,
-        "standard_error": se, "gained": gained, "lost": lost, "p_value": mcnemar_p(gained, lost),
+        "problems": n,
+        "accuracy": sum(after) / n,
+        "start_accuracy": sum(start) / n,
+        "difference": mean,
+        "standard_error": se,
+        "gained": gained,
+        "lost": lost,
+        "p_value": mcnemar_p(gained, lost),
     }
 
 
@@ -56,16 +64,24 @@ def fresh_problems(task_cfg, n: int) -> list[Problem]:
     a = task_cfg.arithmetic
     try:
         train, _ = make_splits(
-            a.num_train + n, a.num_test, digits=a.digits, num_ops=a.num_ops, ops=a.ops,
-            small_multiplier=a.small_multiplier, fixed_ops=a.fixed_ops, seed=a.seed,
+            a.num_train + n,
+            a.num_test,
+            digits=a.digits,
+            num_ops=a.num_ops,
+            ops=a.ops,
+            small_multiplier=a.small_multiplier,
+            fixed_ops=a.fixed_ops,
+            seed=a.seed,
         )
     except ValueError as err:
-        raise ValueError(f"{n} fresh problems: {err}; the run's splits take {a.num_train + a.num_test} of them, "
-                         "so ask for fewer (itero retest --fresh, eval.fresh_problems)") from None
+        raise ValueError(
+            f"{n} fresh problems: {err}; the run's splits take {a.num_train + a.num_test} of them, "
+            "so ask for fewer (itero retest --fresh, eval.fresh_problems)"
+        ) from None
     return train[a.num_train :]
 
 
-def checkpoints(run: Path, sft_enabled: bool, iterations: Optional[Sequence[int]] = None) -> list[tuple[str, Optional[Path]]]:
+def checkpoints(run: Path, sft_enabled: bool, iterations: Sequence[int] | None = None) -> list[tuple[str, Path | None]]:
     """(label, checkpoint) of the start (the SFT model, or None = the base model) and of the iterations
     asked for (default: every one with a checkpoint), in order."""
     found = sorted(int(p.parent.name.removeprefix("iter_")) for p in run.glob("iter_*/checkpoint"))
@@ -80,8 +96,9 @@ def checkpoints(run: Path, sft_enabled: bool, iterations: Optional[Sequence[int]
     return [("start", start)] + [(f"iter_{k}", run / f"iter_{k}" / "checkpoint") for k in found]
 
 
-def retest_run(run_dir: str | Path, fresh: int = 2000, iterations: Optional[Sequence[int]] = None,
-               show_progress: bool = True) -> list[dict]:
+def retest_run(
+    run_dir: str | Path, fresh: int = 2000, iterations: Sequence[int] | None = None, show_progress: bool = True
+) -> list[dict]:
     """Rows of ``paired_difference`` (plus ``checkpoint``) for every checkpoint; writes RUN/retest.json."""
     from itero.config import load_config
     from itero.runtime import build_runtime
@@ -99,8 +116,12 @@ def retest_run(run_dir: str | Path, fresh: int = 2000, iterations: Optional[Sequ
     verdicts: dict[str, list[bool]] = {}
     for label, checkpoint in targets:
         rt.ensure_policy(checkpoint)
-        with progress.stage(f"[{run.name}] {label}: greedy on {len(problems)} problems", len(problems), show_progress) as advance:
-            verdicts[label] = greedy_verdicts(rt.generator, rt.encode, task, problems, rt.reward, max_new_tokens, advance)
+        with progress.stage(
+            f"[{run.name}] {label}: greedy on {len(problems)} problems", len(problems), show_progress
+        ) as advance:
+            verdicts[label] = greedy_verdicts(
+                rt.generator, rt.encode, task, problems, rt.reward, max_new_tokens, advance
+            )
     rows = [{"checkpoint": label, **paired_difference(verdicts["start"], v)} for label, v in verdicts.items()]
     source = f"{fresh} fresh problems" if fresh > 0 else f"the test split ({len(problems)} problems)"
     atomic_write_json(run / "retest.json", {"problems": source, "rows": rows})

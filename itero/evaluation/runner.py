@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from itero.evaluation.benchmarks import Benchmark, load_benchmark
 from itero.evaluation.metrics import benchmark_metrics, flat_metrics, results_table
@@ -33,15 +33,17 @@ class EvalSettings:
     max_new_tokens: int = 3000  # the sources' max_tokens_per_call
     template: str = "qwen25-math-cot"
     stop: tuple[str, ...] = ()  # besides the template's own
-    data_dir: Optional[str] = None
-    limit: Optional[int] = None  # first N problems of each benchmark
+    data_dir: str | None = None
+    limit: int | None = None  # first N problems of each benchmark
     seed: int = 0
     chunk: int = 64  # prompts per generate call (progress granularity)
     grader_workers: int = 1
 
     def check(self) -> None:
         if self.n < 0 or self.max_new_tokens < 1:
-            raise ConfigError(f"need n >= 0 and max_new_tokens >= 1; got n={self.n}, max_new_tokens={self.max_new_tokens}")
+            raise ConfigError(
+                f"need n >= 0 and max_new_tokens >= 1; got n={self.n}, max_new_tokens={self.max_new_tokens}"
+            )
         if self.n > 0 and self.temperature <= 0:
             raise ConfigError(
                 f"n={self.n} samples at temperature {self.temperature} would all equal the greedy one; "
@@ -135,12 +137,21 @@ def evaluate_benchmark(
             lengths, truncated = batch.response_lengths.tolist(), batch.truncated.tolist()
             for row, (text, verdict) in enumerate(zip(texts, verdicts)):
                 index = start + row // params.n
-                rows.append({
-                    "problem_index": index, "mode": mode, "sample": row % params.n, "problem": bench.problems[index],
-                    "gold": bench.answers[index], "response": text, "extracted": verdict.extracted,
-                    "correct": verdict.correct, "method": verdict.method, "length": lengths[row],
-                    "truncated": bool(truncated[row]),
-                })
+                rows.append(
+                    {
+                        "problem_index": index,
+                        "mode": mode,
+                        "sample": row % params.n,
+                        "problem": bench.problems[index],
+                        "gold": bench.answers[index],
+                        "response": text,
+                        "extracted": verdict.extracted,
+                        "correct": verdict.correct,
+                        "method": verdict.method,
+                        "length": lengths[row],
+                        "truncated": bool(truncated[row]),
+                    }
+                )
             advance(end - start)
     return rows
 
@@ -165,7 +176,7 @@ def evaluate_benchmarks(
     cfg,
     out_dir: Path,
     *,
-    max_new_tokens: Optional[int] = None,
+    max_new_tokens: int | None = None,
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict[str, float]:
@@ -179,8 +190,13 @@ def evaluate_benchmarks(
     if tokens is None:
         raise ConfigError("benchmark evaluation needs eval.max_new_tokens (or the max_new_tokens argument)")
     settings = EvalSettings(
-        n=cfg.k, temperature=cfg.temperature, max_new_tokens=tokens, template=cfg.template,
-        data_dir=cfg.data_dir, limit=cfg.benchmark_limit, seed=seed,
+        n=cfg.k,
+        temperature=cfg.temperature,
+        max_new_tokens=tokens,
+        template=cfg.template,
+        data_dir=cfg.data_dir,
+        limit=cfg.benchmark_limit,
+        seed=seed,
     )
     template, benches = prepare(names, settings)
     results = run_benchmarks(

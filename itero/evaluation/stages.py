@@ -4,7 +4,6 @@ configured math benchmarks. Rank 0 evaluates; its results are files in the itera
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from itero import distributed
 from itero.evaluation.retest import fresh_problems
@@ -14,17 +13,27 @@ from itero.tracking import progress
 from itero.tracking.rundir import atomic_write_json
 
 
-def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
+def evaluate(rt: Runtime, d: Path, checkpoint: Path | None) -> None:
     if (d / "eval.json").exists() or not distributed.current().is_main:  # rank 0 evaluates; the rest go on
         return
     rt.ensure_policy(checkpoint)
     e = rt.cfg.eval
     problems = rt.task.test[: e.num_problems] if e.num_problems else rt.task.test
     max_new_tokens = e.max_new_tokens or rt.cfg.generation.max_new_tokens
-    with progress.stage(f"[{d.name}] evaluate", len(problems) * 2 + e.fresh_problems, rt.cfg.logging.progress) as advance:
+    with progress.stage(
+        f"[{d.name}] evaluate", len(problems) * 2 + e.fresh_problems, rt.cfg.logging.progress
+    ) as advance:
         metrics = evaluate_task(
-            rt.generator, rt.encode, rt.task, problems, rt.reward, k=e.k, temperature=e.temperature,
-            max_new_tokens=max_new_tokens, seed=rt.cfg.loop.seed + 17, advance=advance,
+            rt.generator,
+            rt.encode,
+            rt.task,
+            problems,
+            rt.reward,
+            k=e.k,
+            temperature=e.temperature,
+            max_new_tokens=max_new_tokens,
+            seed=rt.cfg.loop.seed + 17,
+            advance=advance,
         )
         if e.fresh_problems:
             fresh = fresh_problems(rt.cfg.task, e.fresh_problems)
@@ -32,10 +41,12 @@ def evaluate(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
             metrics["fresh_greedy_accuracy"] = sum(correct) / len(correct)
     atomic_write_json(d / "eval.json", metrics)
     fresh = f", on {e.fresh_problems} fresh problems {metrics['fresh_greedy_accuracy']:.1%}" if e.fresh_problems else ""
-    progress.info(f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}{fresh}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}")
+    progress.info(
+        f"[{d.name}] greedy accuracy {metrics['greedy_accuracy']:.1%}{fresh}, pass@{e.k} {metrics[f'pass@{e.k}']:.1%}"
+    )
 
 
-def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> None:
+def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Path | None) -> None:
     """The configured math benchmarks; responses in ``d/eval/``, each benchmark resumable on its own."""
     if (d / "bench.json").exists() or not distributed.current().is_main:
         return
@@ -43,7 +54,13 @@ def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Optional[Path]) -> 
 
     rt.ensure_policy(checkpoint)
     metrics = evaluate_benchmarks(
-        rt.generator, rt.tokenizer, rt.cfg.eval.benchmarks, rt.cfg.eval, d,
-        max_new_tokens=rt.cfg.generation.max_new_tokens, seed=rt.cfg.loop.seed + 17, show_progress=rt.cfg.logging.progress,
+        rt.generator,
+        rt.tokenizer,
+        rt.cfg.eval.benchmarks,
+        rt.cfg.eval,
+        d,
+        max_new_tokens=rt.cfg.generation.max_new_tokens,
+        seed=rt.cfg.loop.seed + 17,
+        show_progress=rt.cfg.logging.progress,
     )
     atomic_write_json(d / "bench.json", {key.removeprefix("bench/"): v for key, v in metrics.items()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from itero.evaluation.metrics import pass_at_k
 from itero.generation.base import Generator, SamplingParams
@@ -22,7 +22,7 @@ def evaluate_task(
     max_new_tokens: int,
     seed: int,
     chunk: int = 64,
-    advance: Optional[Callable[[int], None]] = None,
+    advance: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     prompts = [encode(task.render(p)) for p in problems]
     answers = [p.answer for p in problems]
@@ -31,7 +31,9 @@ def evaluate_task(
     if k > 0:
         runs.append(("sampled", SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)))
     for name, params in runs:
-        correct, lengths, truncated = grade_samples(generator, prompts, answers, reward, params, chunk=chunk, advance=advance)
+        correct, lengths, truncated = grade_samples(
+            generator, prompts, answers, reward, params, chunk=chunk, advance=advance
+        )
         n = params.n
         if name == "greedy":
             out["greedy_accuracy"] = sum(correct) / len(correct)
@@ -54,14 +56,16 @@ def grade_samples(
     params: SamplingParams,
     *,
     chunk: int = 64,
-    advance: Optional[Callable[[int], None]] = None,
+    advance: Callable[[int], None] | None = None,
 ) -> tuple[list[bool], list[int], list[bool]]:
     """Verdict, response length and truncation of each of the ``params.n`` samples per prompt, prompt-major."""
     correct: list[bool] = []
     lengths: list[int] = []
     truncated: list[bool] = []
     for start in range(0, len(prompts), chunk):
-        batch = generator.generate(list(prompts[start : start + chunk]), params, answers=list(answers[start : start + chunk]))
+        batch = generator.generate(
+            list(prompts[start : start + chunk]), params, answers=list(answers[start : start + chunk])
+        )
         correct += reward.grade(batch.response_texts, batch.answers)[1]
         lengths += batch.response_lengths.tolist()
         truncated += batch.truncated.tolist()
@@ -77,7 +81,7 @@ def greedy_verdicts(
     problems: Sequence[Problem],
     reward: MathReward,
     max_new_tokens: int,
-    advance: Optional[Callable[[int], None]] = None,
+    advance: Callable[[int], None] | None = None,
 ) -> list[bool]:
     """Each problem decoded greedily once and graded: its verdict, in order (``itero retest`` and the
     loop's ``eval.fresh_problems`` pair these across checkpoints)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from itero.schema import ConfigError
 
@@ -64,7 +63,7 @@ def load_template(spec: str, stop: tuple[str, ...] = ()) -> Template:
     if named is not None:
         template = _from_file(named, spec, _named_stops().get(spec, ()))
     elif spec.startswith(CHAT_PREFIX):
-        template = Template("chat-string", spec[len(CHAT_PREFIX):], chat=True)
+        template = Template("chat-string", spec[len(CHAT_PREFIX) :], chat=True)
     elif SLOT in spec:
         template = Template("string", spec)
     elif Path(spec).expanduser().is_file():
@@ -79,7 +78,7 @@ def load_template(spec: str, stop: tuple[str, ...] = ()) -> Template:
     return Template(template.name, template.text, template.chat, template.stop + tuple(stop))
 
 
-def _named_file(name: str) -> Optional[Path]:
+def _named_file(name: str) -> Path | None:
     if "/" in name or not name:
         return None
     for candidate in (TEMPLATE_DIR / f"{name}.txt", TEMPLATE_DIR / f"{name}{CHAT_SUFFIX}"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Protocol
 
 from itero.batch import RolloutBatch
 
@@ -16,7 +17,7 @@ class SamplingParams:
     top_k: int = 0  # 0 disables top-k
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()  # generation of a row ends after the first token that completes one of these
-    seed: Optional[int] = None
+    seed: int | None = None
 
 
 class Generator(Protocol):
@@ -25,8 +26,8 @@ class Generator(Protocol):
         prompts: Sequence[Sequence[int]],
         params: SamplingParams,
         *,
-        prompt_texts: Optional[Sequence[str]] = None,
-        answers: Optional[Sequence[str]] = None,
+        prompt_texts: Sequence[str] | None = None,
+        answers: Sequence[str] | None = None,
     ) -> RolloutBatch:
         """Sample ``params.n`` responses for each prompt (token ids, no padding).
 

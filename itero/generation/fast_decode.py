@@ -18,8 +18,8 @@ the HF modules' in the same dtype, equal to rounding, not bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ _ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
 ATTENTION_GROUPS = 8
 ATTENTION_GROUP_MIN_ROWS = 16
 ATTENTION_GROUP_MIN_BYTES = 2 << 20
-Linear = tuple[Tensor, Optional[Tensor]]  # weight, bias
+Linear = tuple[Tensor, Tensor | None]  # weight, bias
 Norm = tuple[Tensor, float]  # weight, eps
 
 
@@ -54,7 +54,7 @@ class _Layer:
     act: Callable[[Tensor], Tensor]
 
 
-def unsupported_reason(model: nn.Module) -> Optional[str]:
+def unsupported_reason(model: nn.Module) -> str | None:
     """Why ``model`` must keep the generic path, or None when ``FastDecoder`` computes its forward."""
     if type(model) not in _CAUSAL_LMS:
         return f"{type(model).__name__} is not one of {', '.join(c.__name__ for c in _CAUSAL_LMS)}"
@@ -63,17 +63,27 @@ def unsupported_reason(model: nn.Module) -> Optional[str]:
         return "torch older than 2.5 (scaled_dot_product_attention without enable_gqa)"
     if getattr(model, "hf_quantizer", None) is not None:
         return "quantized"
-    if {(p.dtype, p.device.type) for p in model.parameters()} not in ({(torch.float32, "cpu")}, {(torch.bfloat16, "cpu")}):
+    if {(p.dtype, p.device.type) for p in model.parameters()} not in (
+        {(torch.float32, "cpu")},
+        {(torch.bfloat16, "cpu")},
+    ):
         return "parameters are not all float32 or all bfloat16 on CPU"
     if config._attn_implementation not in _ATTENTION_IMPLEMENTATIONS:
         return f"attention implementation {config._attn_implementation!r}"
     if getattr(inner.rotary_emb, "rope_type", None) != "default":
         return f"rope type {getattr(inner.rotary_emb, 'rope_type', None)!r}"
-    if getattr(config, "use_sliding_window", False) or any(t != "full_attention" for t in getattr(config, "layer_types", None) or []):
+    if getattr(config, "use_sliding_window", False) or any(
+        t != "full_attention" for t in getattr(config, "layer_types", None) or []
+    ):
         return "sliding-window layers"
     for name, module in model.named_modules():
         # Offloading (accelerate), adapters and user hooks act inside the modules this path skips.
-        if hasattr(module, "_hf_hook") or "forward" in vars(module) or module._forward_hooks or module._forward_pre_hooks:
+        if (
+            hasattr(module, "_hf_hook")
+            or "forward" in vars(module)
+            or module._forward_hooks
+            or module._forward_pre_hooks
+        ):
             return f"module {name or 'model'} is hooked or has its forward replaced"
     layers = inner.layers[: config.num_hidden_layers]
     projections = [model.lm_head] + [
@@ -84,7 +94,9 @@ def unsupported_reason(model: nn.Module) -> Optional[str]:
     return None
 
 
-def fast_decoders(models: Sequence[nn.Module], caches: Sequence[DynamicCache], capacity: int) -> Optional[list[FastDecoder]]:
+def fast_decoders(
+    models: Sequence[nn.Module], caches: Sequence[DynamicCache], capacity: int
+) -> list[FastDecoder] | None:
     """One FastDecoder per model, or None when any model or cache layer needs the generic path."""
     if any(unsupported_reason(m) is not None for m in models):
         return None
@@ -124,11 +136,18 @@ class FastDecoder:
             keys, values = cache.update(k[:, :, None], v[:, :, None])
             # HF's pack_gqa: the G query heads sharing a KV head become G query rows of it, no repeat_kv copy.
             query = q.reshape(len(q), -1, self.groups, self.head_dim)
-            return torch.cat([
-                F.scaled_dot_product_attention(query[a:b], keys[a:b, :, s:], values[a:b, :, s:],
-                                               attn_mask=mask[a:b, ..., s:], scale=self.scaling)
-                for a, b, s in groups
-            ])
+            return torch.cat(
+                [
+                    F.scaled_dot_product_attention(
+                        query[a:b],
+                        keys[a:b, :, s:],
+                        values[a:b, :, s:],
+                        attn_mask=mask[a:b, ..., s:],
+                        scale=self.scaling,
+                    )
+                    for a, b, s in groups
+                ]
+            )
 
         return self._logits(self._hidden(input_ids[:, -1], positions[:, -1], attend))
 
@@ -142,7 +161,9 @@ class FastDecoder:
         """
         return torch.cat([self._prefill_rows(prompt_ids, prompt_mask, positions, *g) for g in _row_groups(prompt_mask)])
 
-    def _prefill_rows(self, prompt_ids: Tensor, prompt_mask: Tensor, positions: Tensor, a: int, b: int, s: int) -> Tensor:
+    def _prefill_rows(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, positions: Tensor, a: int, b: int, s: int
+    ) -> Tensor:
         """Prefill of rows a..b, whose tokens all lie in columns s.."""
         B, P = prompt_ids.shape
         real = prompt_mask[a:b, s:]
@@ -154,8 +175,14 @@ class FastDecoder:
             cache.write_tokens(rows + a, columns + s, k, v, batch_size=B, length=P)
             query = q.new_zeros(*real.shape, *q.shape[1:])
             query[real] = q
-            out = F.scaled_dot_product_attention(query.transpose(1, 2), cache.keys[a:b, :, s:], cache.values[a:b, :, s:],
-                                                 attn_mask=mask, scale=self.scaling, enable_gqa=True)
+            out = F.scaled_dot_product_attention(
+                query.transpose(1, 2),
+                cache.keys[a:b, :, s:],
+                cache.values[a:b, :, s:],
+                attn_mask=mask,
+                scale=self.scaling,
+                enable_gqa=True,
+            )
             return out.transpose(1, 2)[real]
 
         hidden = self._hidden(prompt_ids[a:b, s:][real], positions[a:b, s:][real], attend)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -54,7 +54,7 @@ class Mixture:
 class HFGenerator:
     """Generator backend over an HF causal LM object shared with the learner."""
 
-    def __init__(self, model, tokenizer, *, batch_size: Optional[int] = None):
+    def __init__(self, model, tokenizer, *, batch_size: int | None = None):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of rows or None, got {batch_size}")
         self.model = model
@@ -73,9 +73,9 @@ class HFGenerator:
         prompts: Sequence[Sequence[int]],
         params: SamplingParams,
         *,
-        prompt_texts: Optional[Sequence[str]] = None,
-        answers: Optional[Sequence[str]] = None,
-        mixture: Optional[Mixture] = None,
+        prompt_texts: Sequence[str] | None = None,
+        answers: Sequence[str] | None = None,
+        mixture: Mixture | None = None,
     ) -> RolloutBatch:
         _check_request(prompts, params, prompt_texts, answers)
         n = params.n
@@ -105,7 +105,9 @@ class HFGenerator:
 
     def _generate_rows(self, rows, params, generator, mixture, device) -> RolloutBatch:
         prompt_ids, prompt_mask = _left_pad(rows, self.pad_token_id, device)
-        response_ids, sampler_logprobs, lengths, ended = self._decode(prompt_ids, prompt_mask, params, generator, mixture)
+        response_ids, sampler_logprobs, lengths, ended = self._decode(
+            prompt_ids, prompt_mask, params, generator, mixture
+        )
         width = int(lengths.max())
         response_ids, sampler_logprobs = response_ids[:, :width], sampler_logprobs[:, :width]
         texts = self.tokenizer.batch_decode(
@@ -155,7 +157,9 @@ class HFGenerator:
             if len(live) - n_live >= COMPACT_FRACTION * len(live):
                 keep = live.nonzero().squeeze(-1)
                 step.select(keep)
-                active, attention, next_pos, tokens, live = (x[keep] for x in (active, attention, next_pos, tokens, live))
+                active, attention, next_pos, tokens, live = (
+                    x[keep] for x in (active, attention, next_pos, tokens, live)
+                )
             attention = torch.cat([attention, attention.new_ones(len(active), 1)], dim=1)
             logits = step(tokens[:, None], attention, next_pos[:, None])
             next_pos = next_pos + 1
@@ -181,14 +185,14 @@ class _Stepper:
     over the columns where one of them has a token, skipping most of the left padding.
     """
 
-    def __init__(self, model, mixture: Optional[Mixture], capacity: int):
+    def __init__(self, model, mixture: Mixture | None, capacity: int):
         self.models = [model] + ([mixture.model] if mixture is not None else [])
         self.weights = mixture.weights if mixture is not None else (1.0,)
         self.caches = [preallocated_cache(m.config, capacity) for m in self.models]
         self.keep_kwargs = [_logits_to_keep_kwargs(m) for m in self.models]
         # Prefill and decode skip the HF modules when every model is one fast_decode has been checked against.
         self.fast = fast_decoders(self.models, self.caches, capacity)
-        self.order: Optional[Tensor] = None
+        self.order: Tensor | None = None
 
     def __call__(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor) -> Tensor:
         inputs = [x[self.order] for x in (input_ids, attention_mask, positions)]
@@ -242,8 +246,16 @@ class _Stepper:
 
     def _forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor, caches) -> Tensor:
         outputs = (
-            model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache,
-                  use_cache=True, **kwargs).logits[:, -1].float()
+            model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                **kwargs,
+            )
+            .logits[:, -1]
+            .float()
             for model, cache, kwargs in zip(self.models, caches, self.keep_kwargs)
         )
         return self._mix(outputs)

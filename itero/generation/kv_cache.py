@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -22,7 +20,7 @@ class PreallocatedLayer(DynamicLayer):
         self.capacity = capacity
         self.length = 0
 
-    def lazy_initialization(self, key_states: Tensor, value_states: Tensor, batch_size: Optional[int] = None) -> None:
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor, batch_size: int | None = None) -> None:
         # Zeros, not empty: masked padding slots still meet the values (0 · NaN would be NaN).
         self.dtype, self.device = key_states.dtype, key_states.device
         B, H = batch_size or key_states.shape[0], key_states.shape[1]
@@ -54,7 +52,9 @@ class PreallocatedLayer(DynamicLayer):
         self.length = length
         self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
 
-    def write_tokens(self, rows: Tensor, columns: Tensor, keys: Tensor, values: Tensor, batch_size: int, length: int) -> None:
+    def write_tokens(
+        self, rows: Tensor, columns: Tensor, keys: Tensor, values: Tensor, batch_size: int, length: int
+    ) -> None:
         """Prefill from packed tokens: keys / values (T, H, D) of token j go to row rows[j], column columns[j]."""
         if not self.is_initialized:
             self.lazy_initialization(keys, values, batch_size)  # reads H and D from dims 1 and -1, as for (B, H, L, D)

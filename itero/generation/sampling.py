@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -33,7 +33,7 @@ def sample_next(
     temperature: float,
     top_k: int = 0,
     top_p: float = 1.0,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One token per row from logits (N, V). Returns (tokens (N,) long, logprobs (N,) float32).
 
@@ -56,7 +56,7 @@ def sample_next(
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
 
-def draw(probs: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One index per row of probs (N, V), by inverting the CDF with one uniform per row.
 
     A tenth of a small model's decode step went to torch.multinomial on CPU; this needs a cumsum and

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -36,7 +36,11 @@ from itero.batch import RolloutBatch
 from itero.generation.base import SamplingParams
 from itero.generation.hf import _check_request, _left_pad
 from itero.generation.weight_sync import (
-    check_sync, gathered_state_dict, learner_probe_logprobs, prompt_token_logprobs, vllm_weight_items,
+    check_sync,
+    gathered_state_dict,
+    learner_probe_logprobs,
+    prompt_token_logprobs,
+    vllm_weight_items,
 )
 
 INSTALL_HINT = "pip install 'itero[vllm]' (needs a CUDA GPU)"
@@ -84,7 +88,7 @@ def continuation_requests(
     prefixes: Sequence[Sequence[int]],
     params: SamplingParams,
     *,
-    prompt_lengths: Optional[Sequence[int]] = None,
+    prompt_lengths: Sequence[int] | None = None,
     per_request_seeds: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """Requests that continue each prefix (prompt ids + a partial response, VinePPO's states).
@@ -114,9 +118,9 @@ def outputs_to_batch(
     n: int,
     *,
     pad_token_id: int,
-    decode: Optional[Callable[[list[list[int]]], list[str]]] = None,
-    prompt_texts: Optional[Sequence[str]] = None,
-    answers: Optional[Sequence[str]] = None,
+    decode: Callable[[list[list[int]]], list[str]] | None = None,
+    prompt_texts: Sequence[str] | None = None,
+    answers: Sequence[str] | None = None,
 ) -> RolloutBatch:
     """vLLM ``RequestOutput``s (one per prompt, n completions each) as the hf backend's RolloutBatch.
 
@@ -188,9 +192,9 @@ class VLLMGenerator:
         dtype: str = "auto",
         seed: int = 0,
         tensor_parallel_size: int = 1,
-        max_model_len: Optional[int] = None,
+        max_model_len: int | None = None,
         per_request_seeds: bool = True,
-        probe_ids: Optional[Sequence[int]] = None,
+        probe_ids: Sequence[int] | None = None,
         **engine_kwargs,
     ):
         try:
@@ -205,7 +209,9 @@ class VLLMGenerator:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
         self.per_request_seeds = per_request_seeds
         self.enable_sleep_mode = enable_sleep_mode
-        self.probe_ids = list(probe_ids) if probe_ids is not None else tokenizer.encode(PROBE_TEXT, add_special_tokens=False)
+        self.probe_ids = (
+            list(probe_ids) if probe_ids is not None else tokenizer.encode(PROBE_TEXT, add_special_tokens=False)
+        )
         if len(self.probe_ids) < 2:
             raise ValueError("the sync probe needs at least 2 tokens")
         _launcher_env()
@@ -231,8 +237,8 @@ class VLLMGenerator:
         prompts: Sequence[Sequence[int]],
         params: SamplingParams,
         *,
-        prompt_texts: Optional[Sequence[str]] = None,
-        answers: Optional[Sequence[str]] = None,
+        prompt_texts: Sequence[str] | None = None,
+        answers: Sequence[str] | None = None,
         mixture=None,
     ) -> RolloutBatch:
         if mixture is not None:
@@ -241,24 +247,33 @@ class VLLMGenerator:
         requests = build_requests(prompts, params, per_request_seeds=self.per_request_seeds)
         return self._run(*requests, prompts, params.n, prompt_texts, answers)
 
-    def continue_from(self, prefixes, params: SamplingParams, *, prompt_lengths=None, prompt_texts=None,
-                      answers=None) -> RolloutBatch:
+    def continue_from(
+        self, prefixes, params: SamplingParams, *, prompt_lengths=None, prompt_texts=None, answers=None
+    ) -> RolloutBatch:
         """n continuations of each prefix (prompt + partial response): the batch's prompt_ids hold the
         whole prefix and its responses the continuations. Prefix caching makes repeats cheap."""
         _check_request(prefixes, params, prompt_texts, answers)
-        requests = continuation_requests(prefixes, params, prompt_lengths=prompt_lengths,
-                                         per_request_seeds=self.per_request_seeds)
+        requests = continuation_requests(
+            prefixes, params, prompt_lengths=prompt_lengths, per_request_seeds=self.per_request_seeds
+        )
         return self._run(*requests, prefixes, params.n, prompt_texts, answers)
 
     def _run(self, token_prompts, kwargs, prompts, n, prompt_texts, answers) -> RolloutBatch:
         self.wake_up()
         if not self._weights_valid:
-            raise RuntimeError("sleep(level=2) discarded the engine's weights: call sync_weights(model) before generating")
+            raise RuntimeError(
+                "sleep(level=2) discarded the engine's weights: call sync_weights(model) before generating"
+            )
         outputs = self.llm.generate(
             token_prompts, sampling_params=[self._vllm.SamplingParams(**k) for k in kwargs], use_tqdm=False
         )
         return outputs_to_batch(
-            outputs, prompts, n, pad_token_id=self.pad_token_id, prompt_texts=prompt_texts, answers=answers,
+            outputs,
+            prompts,
+            n,
+            pad_token_id=self.pad_token_id,
+            prompt_texts=prompt_texts,
+            answers=answers,
             decode=lambda rows: self.tokenizer.batch_decode(rows, skip_special_tokens=True),
         )
 
@@ -275,7 +290,9 @@ class VLLMGenerator:
         self._weights_valid = True
         self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
         if unloaded:
-            warnings.warn(f"the weight sync did not load {len(unloaded)} engine parameters, e.g. {unloaded[:3]}")
+            warnings.warn(
+                f"the weight sync did not load {len(unloaded)} engine parameters, e.g. {unloaded[:3]}", stacklevel=2
+            )
         if not check:
             return {}
         learner = learner_probe_logprobs(model, self.probe_ids)

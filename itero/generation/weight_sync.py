@@ -13,11 +13,10 @@ Three pieces, each usable without vLLM (so they run and are tested on CPU):
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
-
 
 # Inserted anywhere in a name: FSDP1 units, activation checkpointing, torch.compile.
 WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
@@ -28,7 +27,7 @@ SKIPPED_PREFIXES = ("v_head.", "score.")
 # Buffers the engine computes itself (older checkpoints still carry them).
 SKIPPED_SUFFIXES = ("rotary_emb.inv_freq",)
 
-NameMap = Union[Mapping[str, Optional[str]], Callable[[str], Optional[str]]]
+NameMap = Mapping[str, str | None] | Callable[[str], str | None]
 
 
 def engine_weight_name(name: str) -> str:
@@ -37,12 +36,12 @@ def engine_weight_name(name: str) -> str:
     for part in WRAPPER_PARTS:
         name = name.replace(part, "")
     while name.startswith(LEADING_WRAPPER):
-        name = name[len(LEADING_WRAPPER):]
+        name = name[len(LEADING_WRAPPER) :]
     return name
 
 
 def vllm_weight_items(
-    weights: Union[Mapping[str, Tensor], Iterable[tuple[str, Tensor]]], name_map: Optional[NameMap] = None
+    weights: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]], name_map: NameMap | None = None
 ) -> Iterator[tuple[str, Tensor]]:
     """(name, tensor) pairs for the engine's ``load_weights``, lazily (tensors are not copied).
 
@@ -151,10 +150,10 @@ class WeightSyncError(RuntimeError):
 
 
 def check_sync(
-    before: Optional[Sequence[float]],
+    before: Sequence[float] | None,
     after: Sequence[float],
     *,
-    learner: Optional[Sequence[float]] = None,
+    learner: Sequence[float] | None = None,
     weights_changed: bool = True,
     atol: float = 0.0,
     learner_atol: float = 0.05,

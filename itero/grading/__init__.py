@@ -7,6 +7,7 @@
 Importable with the standard library and sympy only; sympy itself is loaded only in the worker
 processes that do the symbolic steps (see ``worker.py``).
 """
+
 from .extract import extract_answer
 from .grader import DEFAULT_TIMEOUT, Verdict, grade, grade_batch, is_equiv, warm_up
 
@@ -17,5 +18,12 @@ def math_reward(response: str, gold: str) -> float:
 
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Verdict", "extract_answer", "grade", "grade_batch", "is_equiv", "math_reward", "warm_up",
+    "DEFAULT_TIMEOUT",
+    "Verdict",
+    "extract_answer",
+    "grade",
+    "grade_batch",
+    "is_equiv",
+    "math_reward",
+    "warm_up",
 ]

@@ -4,6 +4,7 @@ Positive pairs: every reference solution graded against its own gold answer must
 Negative pairs: the solution of problem i graded against the gold of problem j = i + shift,
 for problems whose gold answers differ as normalised strings, must be rejected.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,13 +75,17 @@ def negative_pairs(rows: list[dict], response_field: str, gold_field: str, shift
     candidates = [(i, (i + shift) % size) for shift in shifts for i in range(size) if size > 1]
     differing = [(i, j) for i, j in candidates if keys[i] != keys[j]]
     # "5" and "x=5" are written differently but are the same answer: such a pair is not a mismatch
-    same_value = {pair for pair, verdict in zip(differing, grade_batch(
-        [(f"\\boxed{{{golds[i]}}}", golds[j]) for i, j in differing])) if verdict.correct}
+    same_value = {
+        pair
+        for pair, verdict in zip(differing, grade_batch([(f"\\boxed{{{golds[i]}}}", golds[j]) for i, j in differing]))
+        if verdict.correct
+    }
     return [pair for pair in differing if pair not in same_value], len(candidates) - len(differing) + len(same_value)
 
 
-def check_dataset(name: str, data_dir: Path, limit: int | None = None, workers: int = 1,
-                  shifts=DEFAULT_SHIFTS) -> DatasetResult:
+def check_dataset(
+    name: str, data_dir: Path, limit: int | None = None, workers: int = 1, shifts=DEFAULT_SHIFTS
+) -> DatasetResult:
     relative, response_field, gold_field, required = DATASETS[name]
     rows = load_rows(data_dir / relative, limit)
     result = DatasetResult(name, required=required)
@@ -118,7 +123,8 @@ def format_report(results: list[DatasetResult], show: int = 10) -> str:
         lines.append(
             f"{r.name:<14}{r.accepted:>6}/{r.total:<5} {100 * r.acceptance:6.2f}%{100 * r.required:>9.1f}%"
             f"{r.rejected:>13}/{r.negatives:<6} {100 * r.rejection:7.3f}%{r.seconds:>8.1f}s  "
-            f"{'PASS' if r.passed else 'FAIL'}" + (f"  ({r.timeouts} timeouts)" if r.timeouts else "")
+            f"{'PASS' if r.passed else 'FAIL'}"
+            + (f"  ({r.timeouts} timeouts)" if r.timeouts else "")
             + (f"  [{r.excluded} shifted pairs with equal golds left out]" if r.excluded else "")
         )
         for miss in r.false_rejects[:show]:

@@ -1,9 +1,10 @@
 """``itero grade``: grade a JSONL file of responses, or run the real-data self-check.
 
-    itero grade --responses rollouts.jsonl [--gold-field gold_answer] [--response-field response]
-                [--out verdicts.jsonl] [--workers N] [--timeout 2]
-    itero grade --check [--data-dir DIR]
+itero grade --responses rollouts.jsonl [--gold-field gold_answer] [--response-field response]
+            [--out verdicts.jsonl] [--workers N] [--timeout 2]
+itero grade --check [--data-dir DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from itero.tasks.jsonl import DataFileError, read_jsonl
+
 from .grader import DEFAULT_TIMEOUT, grade_batch
 
 
@@ -24,10 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--responses", type=Path, help="JSONL file, one response and its gold answer per line")
     parser.add_argument("--gold-field", default="gold_answer", help="field holding the gold answer")
     parser.add_argument("--response-field", default="response", help="field holding the model response")
-    parser.add_argument("--out", type=Path, help="where to write per-row verdicts (default: <responses>.verdicts.jsonl)")
+    parser.add_argument(
+        "--out", type=Path, help="where to write per-row verdicts (default: <responses>.verdicts.jsonl)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="sympy worker processes")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="hard limit per case, seconds")
-    parser.add_argument("--check", action="store_true", help="self-check on MATH500 / GSM8K / Minerva reference solutions")
+    parser.add_argument(
+        "--check", action="store_true", help="self-check on MATH500 / GSM8K / Minerva reference solutions"
+    )
     parser.add_argument("--data-dir", type=Path, help="data folder for --check (default: ../shared/data from the repo)")
 
 
@@ -59,8 +65,10 @@ def _grade_file(args) -> int:
     correct = sum(v.correct for v in verdicts)
     no_answer = sum(v.extracted is None for v in verdicts)
     timeouts = sum(v.timed_out for v in verdicts)
-    print(f"accuracy {correct}/{len(verdicts)} = {100 * correct / max(len(verdicts), 1):.2f}%"
-          f"  (no answer: {no_answer}, timed out: {timeouts})  verdicts -> {out}")
+    print(
+        f"accuracy {correct}/{len(verdicts)} = {100 * correct / max(len(verdicts), 1):.2f}%"
+        f"  (no answer: {no_answer}, timed out: {timeouts})  verdicts -> {out}"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ tolerance -> float rejection -> (only if still undecided) sympy in the killable 
 The same ``Comparer`` runs in-process (``symbolic=False``: may answer None, "don't know") and in
 the worker (``symbolic=True``: always decides).
 """
+
 from __future__ import annotations
 
 import re
@@ -80,7 +81,15 @@ def canonical(node: tuple) -> tuple:
 def has_symbols(node: tuple) -> bool:
     if node[0] == "s":
         return True
-    children = node[1] if node[0] in ("+", "*") else node[2] if node[0] == "f" else node[1:] if node[0] in ("/", "^", "neg") else ()
+    children = (
+        node[1]
+        if node[0] in ("+", "*")
+        else node[2]
+        if node[0] == "f"
+        else node[1:]
+        if node[0] in ("/", "^", "neg")
+        else ()
+    )
     return any(has_symbols(child) for child in children)
 
 

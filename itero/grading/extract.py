@@ -8,6 +8,7 @@ response earns nothing, and so does a last box cut off by truncation. Text insid
 is ignored when an answer follows it; a <think> left open means the response was cut off while
 thinking, so it has no answer. Every step is a linear scan.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,7 @@ def extract_answer(text: str | None) -> str | None:
     if text.rfind("<think>") > close:
         return None
     if close >= 0:
-        after = _extract_from(text[close + len("</think>"):])
+        after = _extract_from(text[close + len("</think>") :])
         if after is not None:
             return after
     return _extract_from(text)
@@ -56,10 +57,10 @@ def last_boxed(text: str):
     if position >= len(text):
         return _TRUNCATED
     if text[position] != "{":
-        match = re.match(r"[^\s$]+", text[position:position + MAX_SEGMENT_CHARS])
+        match = re.match(r"[^\s$]+", text[position : position + MAX_SEGMENT_CHARS])
         return match.group().rstrip(".,;") if match else _TRUNCATED
     end = matching_brace(text, position)
-    return _TRUNCATED if end is None else text[position + 1:end]
+    return _TRUNCATED if end is None else text[position + 1 : end]
 
 
 def matching_brace(text: str, open_index: int) -> int | None:
@@ -83,12 +84,11 @@ def matching_brace(text: str, open_index: int) -> int | None:
 
 
 def _after_last_marker(text: str) -> str | None:
-    last = None
-    for last in _MARKER_RE.finditer(text):
-        pass
-    if last is None:
+    matches = list(_MARKER_RE.finditer(text))
+    if not matches:
         return None
-    segment = text[last.end():last.end() + MAX_SEGMENT_CHARS]
+    last = matches[-1]
+    segment = text[last.end() : last.end() + MAX_SEGMENT_CHARS]
     paragraph = segment.lstrip().split("\n\n", 1)[0]
     math = _MATH_SEGMENT_RE.search(paragraph)
     if math is not None:

@@ -1,13 +1,14 @@
 """grade / grade_batch: extraction + equivalence, with the sympy part in killable workers."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
-from typing import Iterable
 
-from .equivalence import (Comparer, analyse, choice_gold, choice_letters, structure_asts)
+from .equivalence import Comparer, analyse, choice_gold, choice_letters, structure_asts
 from .extract import extract_answer
 from .screen import guard_problem
 from .worker import WorkerPool, shared_pool
@@ -31,6 +32,7 @@ class Verdict:
 @dataclass(frozen=True)
 class _Undecided:
     """Both answers parsed, the in-process steps could not decide: sympy must."""
+
     pred: tuple
     gold: tuple
 
@@ -108,8 +110,7 @@ def grade(response: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> Verdict
     return Verdict(correct, extracted, method, time.perf_counter() - start, timed_out)
 
 
-def grade_batch(pairs: Iterable[tuple[str, str]], workers: int = 1,
-                timeout: float = DEFAULT_TIMEOUT) -> list[Verdict]:
+def grade_batch(pairs: Iterable[tuple[str, str]], workers: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[Verdict]:
     """Grade (response, gold) pairs; the result list follows the input order.
 
     The cheap steps run here, in-process; only cases that need sympy go to ``workers``

@@ -13,6 +13,7 @@ AST nodes (all tuples, hashable):
     ('+', (terms...))   ('*', (factors...))   ('/', num, den)   ('neg', x)   ('^', base, exp)
     ('f', name, (args...))    function: sin, log (args: x[, base]), sqrt (x[, index]), fact, abs, binom ...
 """
+
 from __future__ import annotations
 
 from .latex_tokens import FUNCTIONS, ParseError, number_node, tokenize
@@ -203,7 +204,11 @@ class _Parser:
         argument_kind = self.peek(1)[0]
         # f(2), I(0) name a value; a lowercase letter before a number in brackets, x(2), is a product
         numeric_ok = name[0].isupper() or name[0] in "fgh"
-        if self.peek()[1] == "(" and self.peek(2)[1] == ")" and (argument_kind == "word" or (argument_kind == "num" and numeric_ok)):
+        if (
+            self.peek()[1] == "("
+            and self.peek(2)[1] == ")"
+            and (argument_kind == "word" or (argument_kind == "num" and numeric_ok))
+        ):
             argument = self.tokens[self.pos + 1][1]
             self.pos += 3
             return ("s", f"{name}({argument})")
@@ -214,8 +219,13 @@ class _Parser:
         start = self.pos
         self.take()
         numerator, denominator = self.script_argument(), self.script_argument()
-        if (numerator[0] == "n" and denominator[0] == "n" and numerator[2] is None
-                and denominator[2] is None and denominator[1] != 0):
+        if (
+            numerator[0] == "n"
+            and denominator[0] == "n"
+            and numerator[2] is None
+            and denominator[2] is None
+            and denominator[1] != 0
+        ):
             return numerator[1] / denominator[1]
         self.pos = start
         return None

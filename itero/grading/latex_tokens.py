@@ -1,12 +1,11 @@
 """Tokens of the LaTeX-math parser: a single linear regex pass, plus number literals."""
+
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 
-FUNCTIONS = frozenset(
-    "sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh log ln lg exp".split()
-)
+FUNCTIONS = frozenset("sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh log ln lg exp".split())
 _TOKEN_RE = re.compile(
     r"(?P<num>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
     r"|(?P<cmd>\\[A-Za-z]+)"

@@ -5,6 +5,7 @@ thousands separators, degree signs, percent signs (no x100 guessing: 50\\% is 50
 written as \\text{...} or as a known unit word, \\text{}/\\mathrm{} wrappers, a leading "x \\in".
 Everything here is a linear regex pass, so it is safe on any input length.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,11 +13,31 @@ import re
 MAX_ANSWER_CHARS = 600
 
 _UNICODE = {
-    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "\\times ", "\u00b7": "\\cdot ",
-    "\u22c5": "\\cdot ", "\u00f7": "\\div ", "\u03c0": "\\pi ", "\u221e": "\\infty ", "\u221a": "\\sqrt",
-    "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\ne ", "\u00b0": "^\\circ", "\u2205": "\\varnothing ",
-    "\u222a": "\\cup ", "\u2229": "\\cap ", "\u00b1": "\\pm ", "\u2208": "\\in ", "\u27e8": "\\langle ",
-    "\u27e9": "\\rangle ", "\uff0c": ",", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u00d7": "\\times ",
+    "\u00b7": "\\cdot ",
+    "\u22c5": "\\cdot ",
+    "\u00f7": "\\div ",
+    "\u03c0": "\\pi ",
+    "\u221e": "\\infty ",
+    "\u221a": "\\sqrt",
+    "\u2264": "\\le ",
+    "\u2265": "\\ge ",
+    "\u2260": "\\ne ",
+    "\u00b0": "^\\circ",
+    "\u2205": "\\varnothing ",
+    "\u222a": "\\cup ",
+    "\u2229": "\\cap ",
+    "\u00b1": "\\pm ",
+    "\u2208": "\\in ",
+    "\u27e8": "\\langle ",
+    "\u27e9": "\\rangle ",
+    "\uff0c": ",",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 

@@ -9,6 +9,7 @@
 * ``guard_problem``: cheap checks run before anything is handed to sympy.
 Every operation here is O(1) on bounded numbers, so none of it can hang.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,13 @@ def _exact_power(base_node: tuple, exponent_node: tuple):
 
 
 def _integer_power(base, exponent: int):
-    size = max(base[0].numerator.bit_length(), base[0].denominator.bit_length(),
-               base[1].numerator.bit_length(), base[1].denominator.bit_length(), 1)
+    size = max(
+        base[0].numerator.bit_length(),
+        base[0].denominator.bit_length(),
+        base[1].numerator.bit_length(),
+        base[1].denominator.bit_length(),
+        1,
+    )
     if abs(exponent) > 100_000 or size * abs(exponent) > MAX_BITS * 2:
         raise TooBig("power too large")
     if base[1] == 0:
@@ -124,7 +130,7 @@ def _integer_root(value: int, degree: int):
         return None
     guess = round(value ** (1.0 / degree)) if value.bit_length() < 1000 else _newton_root(value, degree)
     for candidate in (guess - 1, guess, guess + 1):
-        if candidate >= 0 and candidate ** degree == value:
+        if candidate >= 0 and candidate**degree == value:
             return candidate
     return None
 

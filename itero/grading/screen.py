@@ -5,6 +5,7 @@ values that differ far beyond any rounding error are certainly different, and mo
 answers are rejected this way in microseconds. Symbols get fixed pseudo-random values, the
 same on both sides, so ``2x+1`` vs ``2x-1`` is rejected too.
 """
+
 from __future__ import annotations
 
 import cmath
@@ -16,10 +17,22 @@ from .numeric import MAX_EXPONENT, MAX_FACTORIAL, MAX_NODES, TooBig, exact_value
 ROUNDING = 1e-13
 _CONSTANTS = {"pi": math.pi, "e": math.e, "i": 1j}
 _FUNCTIONS = {
-    "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "sinh": cmath.sinh, "cosh": cmath.cosh,
-    "tanh": cmath.tanh, "arcsin": cmath.asin, "arccos": cmath.acos, "arctan": cmath.atan,
-    "exp": cmath.exp, "ln": cmath.log, "log10": cmath.log10, "abs": abs,
-    "sec": lambda x: 1 / cmath.cos(x), "csc": lambda x: 1 / cmath.sin(x), "cot": lambda x: 1 / cmath.tan(x),
+    "sin": cmath.sin,
+    "cos": cmath.cos,
+    "tan": cmath.tan,
+    "sinh": cmath.sinh,
+    "cosh": cmath.cosh,
+    "tanh": cmath.tanh,
+    "arcsin": cmath.asin,
+    "arccos": cmath.acos,
+    "arctan": cmath.atan,
+    "exp": cmath.exp,
+    "ln": cmath.log,
+    "log10": cmath.log10,
+    "abs": abs,
+    "sec": lambda x: 1 / cmath.cos(x),
+    "csc": lambda x: 1 / cmath.sin(x),
+    "cot": lambda x: 1 / cmath.tan(x),
 }
 
 
@@ -77,7 +90,7 @@ def _power(node: tuple):
     (base, base_scale), (exponent, exponent_scale) = _evaluate(node[1]), _evaluate(node[2])
     if abs(exponent) > MAX_EXPONENT:
         raise OverflowError("exponent")
-    value = base ** exponent
+    value = base**exponent
     base_error = abs(exponent) * base_scale / abs(base) if base else 0.0
     exponent_error = abs(cmath.log(base)) * exponent_scale if base else 0.0
     return value, max(abs(value), abs(value) * (base_error + exponent_error))

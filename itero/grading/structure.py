@@ -9,6 +9,7 @@ Answer values (tuples, so they pickle cheaply to the worker and can be cached):
     ('matrix', ((answers...), ...))    pmatrix / bmatrix rows
     ('text', key)                      a word answer, or anything that does not parse
 """
+
 from __future__ import annotations
 
 import re
@@ -100,10 +101,10 @@ def _bracket_delta(text: str, index: int) -> tuple[int, int]:
     """(depth change, characters consumed) at text[index]; \\{ and \\} count as brackets."""
     char = text[index]
     if char == "\\":
-        nxt = text[index + 1:index + 2]
+        nxt = text[index + 1 : index + 2]
         if nxt in ("{", "}"):
             return (1 if nxt == "{" else -1), 2
-        match = re.match(r"\\[A-Za-z]+", text[index:index + 40])
+        match = re.match(r"\\[A-Za-z]+", text[index : index + 40])
         return 0, len(match.group()) if match else 2
     if char in "([{":
         return 1, 1
@@ -130,7 +131,7 @@ def split_top(text: str, separator: str) -> list[str]:
     is_command = separator.startswith("\\")
     while index < len(text):
         if depth == 0 and text.startswith(separator, index):
-            after = text[index + len(separator):index + len(separator) + 1]
+            after = text[index + len(separator) : index + len(separator) + 1]
             if not (is_command and after.isalpha()):
                 parts.append(text[last:index])
                 index += len(separator)

@@ -5,6 +5,7 @@ Order for two expressions without a tolerance: equal after sympy's automatic eva
 precision -> for expressions in variables, a fast rejection at rational sample points, then
 ``simplify(a - b) == 0``, then agreement at all sample points.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -18,10 +19,23 @@ CLOSED_FORM_RELATIVE = sp.Float("1e-45", PRECISION)
 POINT_RELATIVE = sp.Float("1e-25", PRECISION)
 _CONSTANTS = {"pi": sp.pi, "e": sp.E, "i": sp.I, "oo": sp.oo}
 _FUNCTIONS = {
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "sec": sp.sec, "csc": sp.csc, "cot": sp.cot,
-    "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh,
-    "tanh": sp.tanh, "exp": sp.exp, "ln": sp.log, "log10": lambda x: sp.log(x, 10),
-    "abs": sp.Abs, "fact": sp.factorial,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "sec": sp.sec,
+    "csc": sp.csc,
+    "cot": sp.cot,
+    "arcsin": sp.asin,
+    "arccos": sp.acos,
+    "arctan": sp.atan,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "exp": sp.exp,
+    "ln": sp.log,
+    "log10": lambda x: sp.log(x, 10),
+    "abs": sp.Abs,
+    "fact": sp.factorial,
 }
 
 

@@ -10,6 +10,7 @@ Workers are plain ``subprocess.Popen`` children (``python -m itero.grading.worke
 multiprocessing processes, so they can be started from daemonic processes (DataLoader or Pool
 workers) too. Messages are length-prefixed pickles over stdin/stdout.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -76,8 +77,11 @@ class WorkerProcess:
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "itero.grading.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
         self._ready = False
 

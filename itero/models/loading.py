@@ -81,4 +81,6 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
         missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if "lm_head" in k and model.config.tie_word_embeddings}
     if unexpected or set(missing) - tied:
-        raise RuntimeError(f"weights in {path} do not match the model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")
+        raise RuntimeError(
+            f"weights in {path} do not match the model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}"
+        )

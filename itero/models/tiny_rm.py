@@ -17,7 +17,10 @@ from transformers import (
     Qwen2ForSequenceClassification,
 )
 
-_CLASSES = {"qwen2": (Qwen2Config, Qwen2ForSequenceClassification), "llama": (LlamaConfig, LlamaForSequenceClassification)}
+_CLASSES = {
+    "qwen2": (Qwen2Config, Qwen2ForSequenceClassification),
+    "llama": (LlamaConfig, LlamaForSequenceClassification),
+}
 
 
 def build_tiny_reward_model(

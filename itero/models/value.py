@@ -10,7 +10,6 @@ tiny model and a 7B one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +33,7 @@ class ValueModel(nn.Module):
 
     # ------------------------------------------------------------------ building and saving
     @classmethod
-    def from_policy(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "ValueModel":
+    def from_policy(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> ValueModel:
         """Backbone of a causal LM folder; a saved critic folder (with ``value_head.pt``) keeps its head."""
         from transformers import AutoModel
 
@@ -48,7 +47,7 @@ class ValueModel(nn.Module):
         return cls(backbone, head)
 
     @classmethod
-    def from_reward_model(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "ValueModel":
+    def from_reward_model(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> ValueModel:
         """Backbone and score head of a sequence classifier with one label (``itero train-rm`` output)."""
         from transformers import AutoModelForSequenceClassification
 
@@ -59,7 +58,7 @@ class ValueModel(nn.Module):
         head.weight.data.copy_(rm.score.weight.data)
         return cls(rm.base_model, head)
 
-    def save_pretrained(self, path: str | Path, state_dict: Optional[dict[str, Tensor]] = None) -> None:
+    def save_pretrained(self, path: str | Path, state_dict: dict[str, Tensor] | None = None) -> None:
         """``state_dict``: this module's full tensors when they are not its own parameters (a sharded
         critic gathers them first)."""
         path = Path(path)
@@ -67,8 +66,9 @@ class ValueModel(nn.Module):
             self.backbone.save_pretrained(path)
             torch.save(self.head.state_dict(), path / HEAD_FILE)
             return
+
         def part(prefix: str) -> dict[str, Tensor]:
-            return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
         self.backbone.save_pretrained(path, state_dict=part("backbone."))
         torch.save(part("head."), path / HEAD_FILE)

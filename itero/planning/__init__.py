@@ -12,6 +12,16 @@ from itero.planning.plan import StagePlan, format_plan, stage_plan
 from itero.planning.shapes import KNOWN_MODELS, ModelShape, resolve_shape
 
 __all__ = [
-    "KNOWN_MODELS", "MemoryEstimate", "ModelRole", "ModelShape", "StagePlan", "estimate", "estimate_for_config",
-    "fits", "format_memory", "format_plan", "resolve_shape", "stage_plan",
+    "KNOWN_MODELS",
+    "MemoryEstimate",
+    "ModelRole",
+    "ModelShape",
+    "StagePlan",
+    "estimate",
+    "estimate_for_config",
+    "fits",
+    "format_memory",
+    "format_plan",
+    "resolve_shape",
+    "stage_plan",
 ]

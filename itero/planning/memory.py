@@ -25,7 +25,7 @@ is held while training, so the two add up. The CUDA context and fragmentation (1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from itero.planning.shapes import KNOWN_MODELS, ModelShape, resolve_shape
 
@@ -109,7 +109,9 @@ def model_memory(role: ModelRole, dist, weight_bytes: int) -> ModelMemory:
         return ModelMemory(role.role, role.name, p, weights, 0, 0, on_gpu)
     optimizer_bytes = 12 if weight_bytes == 2 else 8
     return ModelMemory(
-        role.role, role.name, p,
+        role.role,
+        role.name,
+        p,
         weights=_shard(p * weight_bytes, n if full_shard else 1),
         grads=_shard(p * weight_bytes, n if strategy != "ddp" else 1),
         # offloaded (DeepSpeed CPU Adam): the fp32 master copy and the moments live in CPU RAM
@@ -129,13 +131,22 @@ def activation_bytes(shape: ModelShape, rows: int, tokens: int, checkpointing: b
 
 
 def estimate(
-    roles: list[ModelRole], dist, *, weight_bytes: int, train_rows: int, gen_rows: int, tokens: int,
-    vllm_utilization: Optional[float] = None, vllm_sleep: bool = False,
+    roles: list[ModelRole],
+    dist,
+    *,
+    weight_bytes: int,
+    train_rows: int,
+    gen_rows: int,
+    tokens: int,
+    vllm_utilization: float | None = None,
+    vllm_sleep: bool = False,
 ) -> MemoryEstimate:
     """Per-GPU estimate for ``roles`` under ``dist`` (a DistributedConfig); ``tokens`` = prompt + new."""
     models = [model_memory(r, dist, weight_bytes) for r in roles]
     trained = [r for r in roles if r.trained]
-    activations = max((activation_bytes(r.shape, train_rows, tokens, dist.gradient_checkpointing) for r in trained), default=0)
+    activations = max(
+        (activation_bytes(r.shape, train_rows, tokens, dist.gradient_checkpointing) for r in trained), default=0
+    )
     ckpt = "checkpointed" if dist.gradient_checkpointing else "no checkpointing"
     act_note = f"micro-batch {train_rows} rows x {tokens} tokens, {ckpt}"
     if vllm_utilization is not None:
@@ -156,10 +167,16 @@ def fits(est: MemoryEstimate, gpu_memory_gb: float) -> list[str]:
     if peak <= 0.9 * cap:
         return []
     if peak <= cap:
-        return [(f"tight: estimated peak {_gib(peak)} GiB per GPU is within 10% of {gpu_memory_gb:g} GiB, "
-                 f"before the CUDA context and fragmentation (1-3 GiB)")]
-    return [f"will NOT fit: estimated peak {_gib(peak)} GiB per GPU > {gpu_memory_gb:g} GiB. Try: "
-            + "; ".join(_suggestions(est))]
+        return [
+            (
+                f"tight: estimated peak {_gib(peak)} GiB per GPU is within 10% of {gpu_memory_gb:g} GiB, "
+                f"before the CUDA context and fragmentation (1-3 GiB)"
+            )
+        ]
+    return [
+        f"will NOT fit: estimated peak {_gib(peak)} GiB per GPU > {gpu_memory_gb:g} GiB. Try: "
+        + "; ".join(_suggestions(est))
+    ]
 
 
 def _suggestions(est: MemoryEstimate) -> list[str]:
@@ -202,7 +219,9 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
         which = "initial" if initial else "previous iterate"
         roles.append(ModelRole("reference", f"{name} ({which})", policy, kv_cache=g.sampler == "mixp"))
     elif reference:
-        notes.append("reference = previous iterate: its log-probs are computed by the policy before the update, no copy")
+        notes.append(
+            "reference = previous iterate: its log-probs are computed by the policy before the update, no copy"
+        )
     if cfg.reward.name == "model":
         _add_frozen(roles, notes, "reward model", cfg.reward.model_path, scorer=True)
     if getattr(a, "dpo_model_path", None):
@@ -219,16 +238,24 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
     return roles, notes
 
 
-def _policy_shape(cfg, notes: list[str]) -> Optional[ModelShape]:
+def _policy_shape(cfg, notes: list[str]) -> ModelShape | None:
     if cfg.model.path is None:
         from itero.models.tiny import (
             DEFAULT_ALPHABET,  # the character tokenizer's vocabulary
         )
 
         t = cfg.model.tiny
-        return ModelShape(t.hidden_size, t.num_layers, t.num_heads, t.num_kv_heads, t.intermediate_size,
-                          vocab=len(set(DEFAULT_ALPHABET)) + 3, tie_embeddings=True, arch=t.arch,
-                          max_positions=t.max_position_embeddings)
+        return ModelShape(
+            t.hidden_size,
+            t.num_layers,
+            t.num_heads,
+            t.num_kv_heads,
+            t.intermediate_size,
+            vocab=len(set(DEFAULT_ALPHABET)) + 3,
+            tie_embeddings=True,
+            arch=t.arch,
+            max_positions=t.max_position_embeddings,
+        )
     shape, source = resolve_shape(cfg.model.path)
     if shape is None:
         notes.append(f"memory estimate skipped: {source}")
@@ -243,7 +270,7 @@ def _add_frozen(roles: list[ModelRole], notes: list[str], role: str, path: str, 
     roles.append(ModelRole(role, path, shape.as_scorer() if scorer else shape))
 
 
-def estimate_for_config(cfg) -> tuple[Optional[MemoryEstimate], list[str]]:
+def estimate_for_config(cfg) -> tuple[MemoryEstimate | None, list[str]]:
     """(estimate, notes) for a validated Config; None when the policy's shape is unknown."""
     from itero.algorithms import ALGORITHMS
 
@@ -255,16 +282,21 @@ def estimate_for_config(cfg) -> tuple[Optional[MemoryEstimate], list[str]]:
     context = roles[0].shape.max_positions
     prompt_tokens = d.max_prompt_tokens or (max(context - g.max_new_tokens, 1) if context else 1024)
     est = estimate(
-        roles, d, weight_bytes=4 if cfg.model.dtype == "float32" else 2,
-        train_rows=t.micro_batch_size * ALGORITHMS[cfg.algorithm.name].rows_per_unit, gen_rows=g.batch_size,
+        roles,
+        d,
+        weight_bytes=4 if cfg.model.dtype == "float32" else 2,
+        train_rows=t.micro_batch_size * ALGORITHMS[cfg.algorithm.name].rows_per_unit,
+        gen_rows=g.batch_size,
         tokens=prompt_tokens + g.max_new_tokens,
         vllm_utilization=getattr(g, "vllm_gpu_memory_utilization", 0.5) if vllm else None,
         vllm_sleep=bool(getattr(g, "vllm_sleep_mode", False)),
     )
     est.notes.extend(notes)
     if not vllm and d.strategy in ("zero3", "fsdp") and d.num_processes > 1:
-        est.notes.append("hf generation over sharded weights gathers every layer for every new token: slow "
-                         "(huggingface/trl#1900); backend vllm avoids it")
+        est.notes.append(
+            "hf generation over sharded weights gathers every layer for every new token: slow "
+            "(huggingface/trl#1900); backend vllm avoids it"
+        )
     if context is not None and prompt_tokens + g.max_new_tokens > context:
         est.notes.append(
             f"prompt ({prompt_tokens}) + generation.max_new_tokens ({g.max_new_tokens}) exceeds the policy's "
@@ -301,7 +333,11 @@ def format_memory(est: MemoryEstimate) -> str:
             f"  {m.name[:44]:<44} {m.role:<13} {_count(m.params):>7} {_gib(m.weights):>8} {_gib(m.grads):>7} "
             f"{_gib(m.optimizer):>7} {_gib(m.total):>7}{where}"
         )
-    held = "state + generation + activations" if est.generation_held_while_training else "state + max(generation, activations)"
+    held = (
+        "state + generation + activations"
+        if est.generation_held_while_training
+        else "state + max(generation, activations)"
+    )
     lines += [
         f"  {'model states':<75} {_gib(est.states):>7}",
         f"  {'activations, rough (' + est.activation_note + ')':<75} {_gib(est.activations):>7}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class StagePlan:
     units_per_gpu_per_step: int  # batch_size / num_processes
     micro_batches_per_step: int  # per GPU: gradient accumulation
     micro_batch_size: int
-    prompt_pool: Optional[int] = None  # training prompts available, when the task was read
+    prompt_pool: int | None = None  # training prompts available, when the task was read
 
     @property
     def total_prompts(self) -> int:
@@ -71,22 +70,34 @@ def training_units(cfg, prompts: int) -> tuple[int, str]:
     return prompts * n, "samples"
 
 
-def stage_plan(cfg, prompt_pool: Optional[int] = None) -> StagePlan:
+def stage_plan(cfg, prompt_pool: int | None = None) -> StagePlan:
     g, t, d = cfg.generation, cfg.training, cfg.distributed
     prompts = cfg.loop.prompts_per_iteration
     samples = prompts * g.n_samples_per_prompt
     units, unit_name = training_units(cfg, prompts)
     per_gpu = t.batch_size // d.num_processes
     it = IterationPlan(
-        prompts=prompts, samples_per_prompt=g.n_samples_per_prompt, samples=samples, max_new_tokens=g.max_new_tokens,
-        tokens_to_generate=samples * g.max_new_tokens, units=units, unit_name=unit_name, epochs=t.epochs,
-        batch_size=t.batch_size, steps=t.epochs * math.ceil(units / t.batch_size),
+        prompts=prompts,
+        samples_per_prompt=g.n_samples_per_prompt,
+        samples=samples,
+        max_new_tokens=g.max_new_tokens,
+        tokens_to_generate=samples * g.max_new_tokens,
+        units=units,
+        unit_name=unit_name,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        steps=t.epochs * math.ceil(units / t.batch_size),
     )
     sft_steps = cfg.sft.steps if cfg.sft.enabled else 0
     return StagePlan(
-        iteration=it, iterations=cfg.loop.iterations, sft_steps=sft_steps, sft_examples=sft_steps * cfg.sft.batch_size,
-        units_per_gpu_per_step=per_gpu, micro_batches_per_step=math.ceil(per_gpu / t.micro_batch_size),
-        micro_batch_size=t.micro_batch_size, prompt_pool=prompt_pool,
+        iteration=it,
+        iterations=cfg.loop.iterations,
+        sft_steps=sft_steps,
+        sft_examples=sft_steps * cfg.sft.batch_size,
+        units_per_gpu_per_step=per_gpu,
+        micro_batches_per_step=math.ceil(per_gpu / t.micro_batch_size),
+        micro_batch_size=t.micro_batch_size,
+        prompt_pool=prompt_pool,
     )
 
 
@@ -100,27 +111,34 @@ def format_plan(plan: StagePlan, cfg) -> str:
     lines = [
         "stage plan (upper bounds: responses stop early, tied prompts give no pair, RAFT keeps the correct only)",
         _row(f"sft warm-up ({plan.sft_steps} steps x {cfg.sft.batch_size} examples)", plan.sft_examples, 2)
-        if plan.sft_steps else _row("sft warm-up", "off", 2),
+        if plan.sft_steps
+        else _row("sft warm-up", "off", 2),
         "  per iteration",
         _row("prompts", it.prompts),
         _row(f"samples ({it.prompts:,} prompts x {it.samples_per_prompt})", it.samples),
         _row(f"tokens to generate ({it.samples:,} x {it.max_new_tokens} new tokens)", it.tokens_to_generate),
         _row(f"training {it.unit_name}", it.units),
         _row(f"optimizer steps ({it.epochs} epochs x ceil({it.units:,} / {it.batch_size}))", it.steps),
-        (f"    per GPU per step: {plan.units_per_gpu_per_step} {it.unit_name} = "
-         f"{plan.micro_batches_per_step} micro-batches of {plan.micro_batch_size}"),
+        (
+            f"    per GPU per step: {plan.units_per_gpu_per_step} {it.unit_name} = "
+            f"{plan.micro_batches_per_step} micro-batches of {plan.micro_batch_size}"
+        ),
         f"  over {plan.iterations} iterations",
         _row("prompts", plan.total_prompts),
         _row("samples", plan.total_samples),
         _row("tokens to generate", plan.total_tokens),
-        _row("optimizer steps" + (" (with the sft warm-up)" if plan.sft_steps else ""), plan.total_steps + plan.sft_steps),
+        _row(
+            "optimizer steps" + (" (with the sft warm-up)" if plan.sft_steps else ""), plan.total_steps + plan.sft_steps
+        ),
     ]
     if getattr(cfg.algorithm, "needs_mc_values", False):
         lines.append("  note: VinePPO adds K Monte-Carlo continuations per reasoning step, not counted above")
     warmup = getattr(cfg.algorithm, "critic_warmup", 0)
     if warmup:
-        lines.append(f"  note: iterations 1-{warmup} train the critic only (algorithm.critic_warmup): the policy takes "
-                     f"{(plan.iterations - warmup) * it.steps:,} of the optimizer steps above")
+        lines.append(
+            f"  note: iterations 1-{warmup} train the critic only (algorithm.critic_warmup): the policy takes "
+            f"{(plan.iterations - warmup) * it.steps:,} of the optimizer steps above"
+        )
     lines += [f"  note: {n}" for n in _pool_notes(plan, cfg)]
     return "\n".join(lines)
 
@@ -133,5 +151,7 @@ def _pool_notes(plan: StagePlan, cfg) -> list[str]:
     if it.prompts > pool:
         notes.append(f"loop.prompts_per_iteration={it.prompts:,} > {pool:,}: some prompts appear twice in an iteration")
     elif not cfg.loop.same_prompts_every_iteration and plan.total_prompts > pool:
-        notes.append(f"{plan.total_prompts:,} prompts over the run: the pool is reused after {pool // it.prompts} iterations")
+        notes.append(
+            f"{plan.total_prompts:,} prompts over the run: the pool is reused after {pool // it.prompts} iterations"
+        )
     return notes

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 # HF model types whose weights follow the Llama layout (no bias in attention or MLP)
 _LLAMA_LIKE = ("llama", "mistral")
@@ -29,8 +29,8 @@ class ModelShape:
     tie_embeddings: bool = False
     arch: Literal["qwen2", "llama"] = "llama"  # qwen2 puts a bias on q, k and v
     head: Literal["lm", "score"] = "lm"  # score: AutoModelForSequenceClassification's hidden → 1, no bias
-    max_positions: Optional[int] = None  # context length the model was trained for
-    head_dim_override: Optional[int] = None  # config.json "head_dim" when it is not hidden / heads
+    max_positions: int | None = None  # context length the model was trained for
+    head_dim_override: int | None = None  # config.json "head_dim" when it is not hidden / heads
 
     @property
     def head_dim(self) -> int:
@@ -59,20 +59,24 @@ class ModelShape:
         return dataclasses.replace(self, head="score", tie_embeddings=False)
 
     @classmethod
-    def from_hf_config(cls, config: dict) -> Optional[ModelShape]:
+    def from_hf_config(cls, config: dict) -> ModelShape | None:
         """From a config.json dict; None for an architecture whose layout is not counted here."""
         model_type = config.get("model_type")
         if model_type != "qwen2" and model_type not in _LLAMA_LIKE:
             return None
         archs = config.get("architectures") or []
         return cls(
-            hidden=config["hidden_size"], layers=config["num_hidden_layers"], heads=config["num_attention_heads"],
+            hidden=config["hidden_size"],
+            layers=config["num_hidden_layers"],
+            heads=config["num_attention_heads"],
             kv_heads=config.get("num_key_value_heads") or config["num_attention_heads"],
-            intermediate=config["intermediate_size"], vocab=config["vocab_size"],
+            intermediate=config["intermediate_size"],
+            vocab=config["vocab_size"],
             tie_embeddings=bool(config.get("tie_word_embeddings", False)),
             arch="qwen2" if model_type == "qwen2" else "llama",
             head="score" if any(a.endswith("ForSequenceClassification") for a in archs) else "lm",
-            max_positions=config.get("max_position_embeddings"), head_dim_override=config.get("head_dim"),
+            max_positions=config.get("max_position_embeddings"),
+            head_dim_override=config.get("head_dim"),
         )
 
 
@@ -82,7 +86,9 @@ class ModelShape:
 _QWEN25_7B = dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064, arch="qwen2")
 _LLAMA3_8B = dict(hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256, max_positions=8192)
 _LLAMA1_7B = dict(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, max_positions=2048)
-_DEEPSEEKMATH_7B = dict(hidden=4096, layers=30, heads=32, kv_heads=32, intermediate=11008, vocab=102400, max_positions=4096)
+_DEEPSEEKMATH_7B = dict(
+    hidden=4096, layers=30, heads=32, kv_heads=32, intermediate=11008, vocab=102400, max_positions=4096
+)
 # TinyLlama-1.1B's shape; Rho-Math-1B (and VinePPO's rho-1b SFT) continue its pre-training
 _TINYLLAMA = dict(hidden=2048, layers=22, heads=32, kv_heads=4, intermediate=5632, vocab=32000, max_positions=2048)
 _LLAMA32_1B = dict(hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, vocab=128256, max_positions=131072)
@@ -111,7 +117,7 @@ KNOWN_MODELS: dict[str, ModelShape] = {
 _BY_LOWER = {name.lower(): shape for name, shape in KNOWN_MODELS.items()}
 
 
-def resolve_shape(name_or_path: str) -> tuple[Optional[ModelShape], str]:
+def resolve_shape(name_or_path: str) -> tuple[ModelShape | None, str]:
     """(shape, where it came from): a local folder's config.json, else the table; (None, why) if neither."""
     config_file = Path(name_or_path).expanduser() / "config.json"
     if config_file.is_file():

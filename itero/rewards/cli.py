@@ -32,13 +32,19 @@ Pair = tuple[str, str]  # (prompt + chosen, prompt + rejected), as the RM sees t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="JSONL file, one preference pair per line")
-    parser.add_argument("--base", required=True, help="model folder / hub name to start from, or 'tiny' to build one locally")
+    parser.add_argument(
+        "--base", required=True, help="model folder / hub name to start from, or 'tiny' to build one locally"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to write (model, tokenizer, metrics.json)")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (a tiny model from scratch wants ~1e-3)")
+    parser.add_argument(
+        "--lr", type=float, default=1e-5, help="AdamW learning rate (a tiny model from scratch wants ~1e-3)"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="pairs held out for validation accuracy")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens per sequence; longer ones lose their start")
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="tokens per sequence; longer ones lose their start"
+    )
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt-field", default="prompt")
@@ -77,7 +83,7 @@ def split(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair]
 def pair_scores(model, tokenizer, pairs: list[Pair], max_length) -> tuple[torch.Tensor, torch.Tensor]:
     """(r_chosen, r_rejected), each (N,): one forward over the 2N sequences."""
     scores = score_texts(model, tokenizer, [c for c, _ in pairs] + [r for _, r in pairs], max_length)
-    return scores[: len(pairs)], scores[len(pairs):]
+    return scores[: len(pairs)], scores[len(pairs) :]
 
 
 @torch.no_grad()
@@ -85,7 +91,12 @@ def evaluate(model, tokenizer, pairs: list[Pair], batch_size: int, max_length) -
     if not pairs:
         return {"loss": float("nan"), "accuracy": float("nan"), "pairs": 0}
     model.eval()
-    chosen, rejected = zip(*(pair_scores(model, tokenizer, pairs[i : i + batch_size], max_length) for i in range(0, len(pairs), batch_size)))
+    chosen, rejected = zip(
+        *(
+            pair_scores(model, tokenizer, pairs[i : i + batch_size], max_length)
+            for i in range(0, len(pairs), batch_size)
+        )
+    )
     c, r = torch.cat(chosen), torch.cat(rejected)
     return {"loss": float(bradley_terry_loss(c, r)), "accuracy": pairwise_accuracy(c, r), "pairs": len(pairs)}
 
@@ -106,18 +117,28 @@ def train(model, tokenizer, train_pairs: list[Pair], val_pairs: list[Pair], args
                 loss = bradley_terry_loss(*pair_scores(model, tokenizer, batch, args.max_length))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # a few outlier pairs must not blow up a tiny model
+                torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), 1.0
+                )  # a few outlier pairs must not blow up a tiny model
                 optimizer.step()
                 advance(1)
-            history.append({
-                "epoch": epoch + 1,
-                "train": evaluate(model, tokenizer, train_pairs, args.batch_size * 4, args.max_length),
-                "val": evaluate(model, tokenizer, val_pairs, args.batch_size * 4, args.max_length),
-            })
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train": evaluate(model, tokenizer, train_pairs, args.batch_size * 4, args.max_length),
+                    "val": evaluate(model, tokenizer, val_pairs, args.batch_size * 4, args.max_length),
+                }
+            )
             h = history[-1]
-            progress.info(f"epoch {epoch + 1}: train acc {h['train']['accuracy']:.3f} loss {h['train']['loss']:.4f}"
-                          f" | val acc {h['val']['accuracy']:.3f} loss {h['val']['loss']:.4f}")
-    return {"epochs": history, "train_accuracy": history[-1]["train"]["accuracy"], "val_accuracy": history[-1]["val"]["accuracy"]}
+            progress.info(
+                f"epoch {epoch + 1}: train acc {h['train']['accuracy']:.3f} loss {h['train']['loss']:.4f}"
+                f" | val acc {h['val']['accuracy']:.3f} loss {h['val']['loss']:.4f}"
+            )
+    return {
+        "epochs": history,
+        "train_accuracy": history[-1]["train"]["accuracy"],
+        "val_accuracy": history[-1]["val"]["accuracy"],
+    }
 
 
 def load_base(args):
@@ -127,7 +148,9 @@ def load_base(args):
         from itero.models.tiny_rm import build_tiny_reward_model
 
         tokenizer = build_char_tokenizer()
-        return build_tiny_reward_model(tokenizer, hidden_size=args.tiny_hidden, num_layers=args.tiny_layers, seed=args.seed), tokenizer
+        return build_tiny_reward_model(
+            tokenizer, hidden_size=args.tiny_hidden, num_layers=args.tiny_layers, seed=args.seed
+        ), tokenizer
     from transformers import AutoModelForSequenceClassification
 
     from itero.models.loading import load_tokenizer
@@ -135,7 +158,9 @@ def load_base(args):
     tokenizer = load_tokenizer(args.base)
     model = AutoModelForSequenceClassification.from_pretrained(args.base, num_labels=1)
     if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id  # saved with the model, so scoring finds the last token later
+        model.config.pad_token_id = (
+            tokenizer.pad_token_id
+        )  # saved with the model, so scoring finds the last token later
     return model, tokenizer
 
 
@@ -154,14 +179,23 @@ def run(args) -> int:
     progress.info(f"train-rm: {len(train_pairs)} train / {len(val_pairs)} validation pairs, base {args.base}")
     start = time.perf_counter()
     metrics = train(model, tokenizer, train_pairs, val_pairs, args)
-    metrics.update(seconds=time.perf_counter() - start, base=args.base, data=str(args.data), lr=args.lr,
-                   batch_size=args.batch_size, train_pairs=len(train_pairs), val_pairs=len(val_pairs))
+    metrics.update(
+        seconds=time.perf_counter() - start,
+        base=args.base,
+        data=str(args.data),
+        lr=args.lr,
+        batch_size=args.batch_size,
+        train_pairs=len(train_pairs),
+        val_pairs=len(val_pairs),
+    )
     with atomic_dir(args.out) as tmp:  # the folder appears only complete
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    progress.info(f"train-rm: val accuracy {metrics['val_accuracy']:.3f}, train accuracy {metrics['train_accuracy']:.3f},"
-                  f" {metrics['seconds']:.1f}s -> {args.out}")
+    progress.info(
+        f"train-rm: val accuracy {metrics['val_accuracy']:.3f}, train accuracy {metrics['train_accuracy']:.3f},"
+        f" {metrics['seconds']:.1f}s -> {args.out}"
+    )
     return 0
 
 

@@ -7,7 +7,8 @@ VinePPO 1 / 0 / 0.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from itero.grading import Verdict, grade_batch
 
@@ -28,7 +29,7 @@ class MathReward:
         return correct if verdict.correct else wrong
 
     def grade(
-        self, responses: Sequence[str], answers: Sequence[str], prompts: Optional[Sequence[str]] = None
+        self, responses: Sequence[str], answers: Sequence[str], prompts: Sequence[str] | None = None
     ) -> tuple[list[float], list[bool]]:
         """(rewards, correct flags), in input order. ``prompts`` is unused (RewardModel.grade's signature)."""
         verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers)

@@ -83,14 +83,20 @@ class RunningNorm:
 def encode_pairs(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int | None) -> dict[str, Tensor]:
     """Right-padded input_ids / attention_mask, (B, T). Truncation drops the start: the end is what gets scored."""
     tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
-    return tokenizer(list(texts), padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="pt")
+    return tokenizer(
+        list(texts), padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="pt"
+    )
 
 
-def score_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int | None = None) -> Tensor:
+def score_texts(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int | None = None
+) -> Tensor:
     """One scalar per text, (B,), with gradients (training uses this too)."""
     enc = encode_pairs(tokenizer, texts, max_length)
     device = next(model.parameters()).device
-    logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device), use_cache=False).logits
+    logits = model(
+        input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device), use_cache=False
+    ).logits
     return logits[:, 0].float()  # (B, 1) -> (B,)
 
 
@@ -125,7 +131,9 @@ class RewardModel:
         self.verifier = verifier
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu", **kwargs) -> RewardModel:
+    def from_pretrained(
+        cls, path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu", **kwargs
+    ) -> RewardModel:
         from transformers import AutoModelForSequenceClassification
 
         from itero.models.loading import load_tokenizer
@@ -138,8 +146,10 @@ class RewardModel:
     def raw_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> Tensor:
         """Unnormalised scores, (B,) float32, in input order."""
         texts = [self.template.format(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)]
-        out = [score_texts(self.model, self.tokenizer, texts[i : i + self.batch_size], self.max_length).cpu()
-               for i in range(0, len(texts), self.batch_size)]
+        out = [
+            score_texts(self.model, self.tokenizer, texts[i : i + self.batch_size], self.max_length).cpu()
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros(0)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> Tensor:

@@ -9,8 +9,8 @@ combination, at most ``max_pairs_per_prompt`` drawn without replacement).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -108,7 +108,11 @@ PAIRINGS: dict[str, Callable[..., list[Pair]]] = {
 
 
 def select_pairs(
-    scores: list[float], group_ids: list[int], lengths: list[int], pairing: str, params: PairingParams,
+    scores: list[float],
+    group_ids: list[int],
+    lengths: list[int],
+    pairing: str,
+    params: PairingParams,
     rng: torch.Generator,
 ) -> tuple[list[Pair], dict[str, float]]:
     """(chosen, rejected) batch rows of every group, groups in ascending id order, and tie statistics."""

@@ -15,8 +15,8 @@ so pair strategies that look at halves see the sources where they expect them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -33,7 +33,7 @@ class Source:
 
     model: str
     count: int
-    mix: Optional[tuple[float, float]] = None  # (w_policy, w_ref) of the per-token logit mixture
+    mix: tuple[float, float] | None = None  # (w_policy, w_ref) of the per-token logit mixture
 
 
 def plan(sampler: str, n: int, on_policy_samples: int = 0) -> list[Source]:
@@ -58,7 +58,9 @@ def plan(sampler: str, n: int, on_policy_samples: int = 0) -> list[Source]:
 
 def _need_even(sampler: str, n: int) -> None:
     if n < 2 or n % 2:
-        raise ValueError(f"sampler {sampler!r} splits each prompt's samples in halves; n_samples_per_prompt must be even, got {n}")
+        raise ValueError(
+            f"sampler {sampler!r} splits each prompt's samples in halves; n_samples_per_prompt must be even, got {n}"
+        )
 
 
 def generate(

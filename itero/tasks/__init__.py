@@ -26,8 +26,14 @@ def build_task(cfg) -> Task:
     if cfg.name == "arithmetic":
         a = cfg.arithmetic
         train, test = make_splits(
-            a.num_train, a.num_test, digits=a.digits, num_ops=a.num_ops, ops=a.ops,
-            small_multiplier=a.small_multiplier, fixed_ops=a.fixed_ops, seed=a.seed,
+            a.num_train,
+            a.num_test,
+            digits=a.digits,
+            num_ops=a.num_ops,
+            ops=a.ops,
+            small_multiplier=a.small_multiplier,
+            fixed_ops=a.fixed_ops,
+            seed=a.seed,
         )
         return Task(train=train, test=test)
     j = cfg.jsonl

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 from itero.tasks.arithmetic import Problem
 
@@ -37,10 +36,17 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
 
 
 def read_problems(
-    path: str | Path, prompt_field: str = "problem", answer_field: str = "gold_answer", solution_field: Optional[str] = None
+    path: str | Path,
+    prompt_field: str = "problem",
+    answer_field: str = "gold_answer",
+    solution_field: str | None = None,
 ) -> list[Problem]:
     rows = read_jsonl(path, required=(prompt_field, answer_field))
     return [
-        Problem(prompt=str(r[prompt_field]), answer=str(r[answer_field]), solution=str(r.get(solution_field) or "") if solution_field else "")
+        Problem(
+            prompt=str(r[prompt_field]),
+            answer=str(r[answer_field]),
+            solution=str(r.get(solution_field) or "") if solution_field else "",
+        )
         for r in rows
     ]

@@ -13,8 +13,8 @@ so the curves can be the accuracy on the same 2000 fresh problems instead of the
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from itero.tracking.metrics import read_metrics
 from itero.tracking.report import save_figure
@@ -44,16 +44,23 @@ def with_retest(run: Path, rows: list[dict]) -> tuple[list[dict], str]:
     if not path.exists():
         raise RunDirError(f"{run} has no retest.json: run `itero retest {run}` first")
     data = json.loads(path.read_text())
-    by_iteration = {0 if r["checkpoint"] == "start" else int(r["checkpoint"].removeprefix("iter_")): r for r in data["rows"]}
+    by_iteration = {
+        0 if r["checkpoint"] == "start" else int(r["checkpoint"].removeprefix("iter_")): r for r in data["rows"]
+    }
     merged = []
     for r in rows:
         found = by_iteration.get(int(r["iteration"]))
-        merged.append({**r, "retest/accuracy": found["accuracy"], "retest/difference": found["difference"]} if found else r)
+        merged.append(
+            {**r, "retest/accuracy": found["accuracy"], "retest/difference": found["difference"]} if found else r
+        )
     return merged, data["problems"]
 
 
 def load_runs(
-    run_dirs: Sequence[str | Path], metric: str, x: str = "iteration", until: Optional[int] = None,
+    run_dirs: Sequence[str | Path],
+    metric: str,
+    x: str = "iteration",
+    until: int | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
     """{run name: [(x, value), ...]} over iterations 0..``until`` (all by default); a run without that
     metric is an error naming what it has."""
@@ -69,8 +76,9 @@ def load_runs(
             rows, problems = with_retest(run, rows)
             retested.setdefault(problems, str(run))
             if len(retested) > 1:  # accuracies on different problem sets are not comparable
-                raise RunDirError(f"the runs were retested on different problems: {retested}; "
-                                  "retest them with the same --fresh")
+                raise RunDirError(
+                    f"the runs were retested on different problems: {retested}; retest them with the same --fresh"
+                )
         at = budget_used(rows, x) if x != "iteration" else {int(r["iteration"]): int(r["iteration"]) for r in rows}
         points = [(at[int(r["iteration"])], float(r[metric])) for r in rows if metric in r]
         if not points:
@@ -82,7 +90,10 @@ def load_runs(
 
 
 def compare_table(
-    curves: dict[str, list[tuple[float, float]]], metric: str, x: str = "iteration", budget: Optional[float] = None,
+    curves: dict[str, list[tuple[float, float]]],
+    metric: str,
+    x: str = "iteration",
+    budget: float | None = None,
 ) -> str:
     """Markdown: per run the value at the start, the best (and where), the last, and with a budget
     axis the value reached within ``budget`` (default: the smallest run's total), the last point at or
@@ -94,7 +105,9 @@ def compare_table(
         budget = None
     elif budget is None:
         budget = min(pts[-1][0] for pts in curves.values())
-    head = "| run | start | best (at) | last (at) | last − start |" + (f" within {where(budget)} |" if budget is not None else "")
+    head = "| run | start | best (at) | last (at) | last − start |" + (
+        f" within {where(budget)} |" if budget is not None else ""
+    )
     lines = [head, "|---|---:|---:|---:|---:|" + ("---:|" if budget is not None else "")]
     for name, pts in curves.items():
         start = next((v for k, v in pts if k == 0), None)
@@ -120,10 +133,19 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path:
     # past matplotlib's 10 default colours, curves would share them: 20 colours and 5 markers instead
     colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
     for i, (name, pts) in enumerate(curves.items()):
-        ax.plot([k for k, _ in pts], [scale * v for _, v in pts], "osD^v"[i % 5] + "-", color=colors[i % len(colors)],
-                label=name, markersize=5)
-    xlabel = {"iteration": "iteration (0 = start)", "seconds": "wall-clock seconds (generate + score + prepare + train)",
-              "tokens": "tokens generated (samples + MC continuations)"}[x]
+        ax.plot(
+            [k for k, _ in pts],
+            [scale * v for _, v in pts],
+            "osD^v"[i % 5] + "-",
+            color=colors[i % len(colors)],
+            label=name,
+            markersize=5,
+        )
+    xlabel = {
+        "iteration": "iteration (0 = start)",
+        "seconds": "wall-clock seconds (generate + score + prepare + train)",
+        "tokens": "tokens generated (samples + MC continuations)",
+    }[x]
     ax.set(xlabel=xlabel, ylabel=metric + (" (%)" if scale == 100 else ""), title=metric)
     ax.grid(alpha=0.3)
     if x == "iteration":
@@ -136,8 +158,12 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], metric: str, path:
 
 
 def compare(
-    run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC, out: Optional[str | Path] = None, x: str = "iteration",
-    budget: Optional[float] = None, until: Optional[int] = None,
+    run_dirs: Sequence[str | Path],
+    metric: str = DEFAULT_METRIC,
+    out: str | Path | None = None,
+    x: str = "iteration",
+    budget: float | None = None,
+    until: int | None = None,
 ) -> tuple[Path, str]:
     """Writes OUT.png and OUT.md (default: compare.png / compare.md in the current folder); returns (png, table)."""
     if budget is not None and x == "iteration":

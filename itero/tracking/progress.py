@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -20,8 +20,12 @@ def stage(description: str, total: int, enabled: bool = True) -> Iterator[Callab
     live = enabled and sys.stdout.isatty()
     if live:
         columns = (
-            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task(description, total=total)
@@ -46,6 +50,8 @@ def _periodic_printer(description: str, total: int, start: float, enabled: bool,
         if enabled and now - state["last"] >= every and 0 < state["done"] < total:
             state["last"] = now
             rate = state["done"] / (now - start)
-            info(f"{description}: {state['done']}/{total}, {now - start:.0f}s, ETA {(total - state['done']) / rate:.0f}s")
+            info(
+                f"{description}: {state['done']}/{total}, {now - start:.0f}s, ETA {(total - state['done']) / rate:.0f}s"
+            )
 
     return advance

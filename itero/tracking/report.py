@@ -48,8 +48,20 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     ax1.set(xlabel="iteration", ylabel="test accuracy (%)", title="held-out accuracy")
     ax1.legend(fontsize=8)
     scored = [r for r in rows if "score/reward_mean" in r]
-    ax2.plot([r["iteration"] for r in scored], [r["score/reward_mean"] for r in scored], "o-", color="tab:green", label="mean reward of samples")
-    ax2.plot([r["iteration"] for r in scored], [r["score/sample_accuracy"] for r in scored], "^--", color="tab:olive", label="sample accuracy")
+    ax2.plot(
+        [r["iteration"] for r in scored],
+        [r["score/reward_mean"] for r in scored],
+        "o-",
+        color="tab:green",
+        label="mean reward of samples",
+    )
+    ax2.plot(
+        [r["iteration"] for r in scored],
+        [r["score/sample_accuracy"] for r in scored],
+        "^--",
+        color="tab:olive",
+        label="sample accuracy",
+    )
     ax2.set(xlabel="iteration", title="training samples")
     ax2.legend(fontsize=8)
     if bench_keys:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -94,17 +94,17 @@ class Learner:
     """``forward``: None for a policy (log-probs from the LM logits, entropy logged), or a per-token
     function ``forward(model, micro_batch, temperature) -> (B, R)`` for another model (a critic's values)."""
 
-    def __init__(self, model, cfg: OptimConfig, forward: Optional[Callable] = None):
+    def __init__(self, model, cfg: OptimConfig, forward: Callable | None = None):
         self.model = model
         self.cfg = cfg
         self.forward = forward
         self.sharded = sharding.is_sharded(model)  # FSDP2: forwards and backwards are collectives
-        self.optimizer: Optional[torch.optim.Optimizer] = None
-        self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
 
     # ------------------------------------------------------------------ optimizer
     def start_phase(
-        self, num_steps: int, reset: bool = True, lr: Optional[float] = None, warmup_ratio: Optional[float] = None
+        self, num_steps: int, reset: bool = True, lr: float | None = None, warmup_ratio: float | None = None
     ) -> None:
         """A fresh AdamW and warm-up + cosine (or constant) schedule over ``num_steps`` steps."""
         if self.optimizer is not None and not reset:
@@ -143,7 +143,7 @@ class Learner:
         epochs: int = 1,
         seed: int = 0,
         temperature: float = 1.0,
-        on_step: Optional[Callable[[int, dict], None]] = None,
+        on_step: Callable[[int, dict], None] | None = None,
     ) -> dict[str, float]:
         """Epochs × shuffled mini-batches of ``cfg.batch_size`` units; returns metrics averaged over steps
         (``*_max`` metrics: the maximum)."""
@@ -175,7 +175,7 @@ class Learner:
         loss_fn: LossFn,
         rows_per_unit: int = 1,
         temperature: float = 1.0,
-        micro_batch_size: Optional[int] = None,
+        micro_batch_size: int | None = None,
     ) -> dict[str, float]:
         """One optimizer step over ``units`` (a mini-batch of the ``num_units`` in ``batch``)."""
         metrics = self.accumulate(batch, units, num_units, loss_fn, rows_per_unit, temperature, micro_batch_size)
@@ -190,7 +190,7 @@ class Learner:
         loss_fn: LossFn,
         rows_per_unit: int = 1,
         temperature: float = 1.0,
-        micro_batch_size: Optional[int] = None,
+        micro_batch_size: int | None = None,
     ) -> dict[str, float]:
         """Forward/backward of ``units`` in micro-batches; gradients add up in ``.grad``."""
         scale = num_units / len(units)

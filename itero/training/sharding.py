@@ -17,7 +17,8 @@ any number of processes and with any strategy.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from torch import nn
 SHARDED_STRATEGIES = ("fsdp", "zero2", "zero3")
 
 
-def launcher_strategy(configured: str, env: Optional[Mapping[str, str]] = None) -> str:
+def launcher_strategy(configured: str, env: Mapping[str, str] | None = None) -> str:
     """The strategy, with an ``accelerate launch`` config's choice (DeepSpeed ZeRO stage or FSDP sharding
     strategy, passed in the environment) applied when the itero config leaves ``ddp``. DeepSpeed's
     stages map to their FSDP2 equivalents: itero shards with FSDP2 in both cases."""
@@ -33,12 +34,22 @@ def launcher_strategy(configured: str, env: Optional[Mapping[str, str]] = None) 
     chosen, source = None, None
     if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         stage = env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
-        chosen, source = {"0": "ddp", "1": "zero2", "2": "zero2", "3": "zero3"}.get(stage), f"DeepSpeed ZeRO stage {stage}"
+        chosen, source = (
+            {"0": "ddp", "1": "zero2", "2": "zero2", "3": "zero3"}.get(stage),
+            f"DeepSpeed ZeRO stage {stage}",
+        )
     elif env.get("ACCELERATE_USE_FSDP", "").lower() == "true":
         spec = env.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
         if env.get("FSDP_RESHARD_AFTER_FORWARD", "").lower() == "false":
             spec = "SHARD_GRAD_OP"
-        chosen = {"FULL_SHARD": "fsdp", "1": "fsdp", "SHARD_GRAD_OP": "zero2", "2": "zero2", "NO_SHARD": "ddp", "3": "ddp"}.get(spec)
+        chosen = {
+            "FULL_SHARD": "fsdp",
+            "1": "fsdp",
+            "SHARD_GRAD_OP": "zero2",
+            "2": "zero2",
+            "NO_SHARD": "ddp",
+            "3": "ddp",
+        }.get(spec)
         source = f"FSDP {spec}"
     if chosen is None:
         return configured
@@ -147,7 +158,9 @@ def load_full_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> tu
             if target is None:
                 continue
             if isinstance(target, DTensor):
-                shard = distribute_tensor(value.to(target.dtype), target.device_mesh, target.placements, src_data_rank=None)
+                shard = distribute_tensor(
+                    value.to(target.dtype), target.device_mesh, target.placements, src_data_rank=None
+                )
                 target.to_local().copy_(shard.to_local())
             else:
                 target.copy_(value)
@@ -176,7 +189,8 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
         if isinstance(param, DTensor):  # exp_avg / exp_avg_sq have the parameter's shape; step is a scalar
             values = {
                 name: distribute_tensor(v, param.device_mesh, param.placements, src_data_rank=None)
-                if torch.is_tensor(v) and v.shape == param.shape else v
+                if torch.is_tensor(v) and v.shape == param.shape
+                else v
                 for name, v in values.items()
             }
         per_param[key(k)] = values

@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import dpo
-from helpers import text_batch, tiny
 
 
 def rng():
@@ -119,7 +119,7 @@ def test_tdpo_through_the_learner_equals_a_direct_computation(name):
     with torch.no_grad():
         ref_logits = forward_logits(ref, batch)
     mask = batch.response_mask
-    ref_lp = (F.log_softmax(ref_logits, -1).gather(-1, batch.response_ids[..., None])[..., 0] * mask)
+    ref_lp = F.log_softmax(ref_logits, -1).gather(-1, batch.response_ids[..., None])[..., 0] * mask
     batch = batch.replace(ref_logprobs=ref_lp)
 
     # direct: summed log-probs, S(y) = Σ_t KL(π_ref ‖ π_θ) over the response, the core loss
@@ -129,8 +129,16 @@ def test_tdpo_through_the_learner_equals_a_direct_computation(name):
         kl = (F.softmax(ref_logits, -1) * (F.log_softmax(ref_logits, -1) - logp)).sum(-1)
         seq = (logp.gather(-1, batch.response_ids[..., None])[..., 0] * mask).sum(-1)
         s = (kl * mask).sum(-1)
-        pairs = PairLogps(seq[0:1], seq[1:2], ref_lp.sum(-1)[0:1], ref_lp.sum(-1)[1:2], mask.sum(-1)[0:1].float(),
-                          mask.sum(-1)[1:2].float(), chosen_seq_kl=s[0:1], rejected_seq_kl=s[1:2])
+        pairs = PairLogps(
+            seq[0:1],
+            seq[1:2],
+            ref_lp.sum(-1)[0:1],
+            ref_lp.sum(-1)[1:2],
+            mask.sum(-1)[0:1].float(),
+            mask.sum(-1)[1:2].float(),
+            chosen_seq_kl=s[0:1],
+            rejected_seq_kl=s[1:2],
+        )
         expected = PREFERENCE_LOSSES[name](pairs, cfg.loss_params()).sum()
     assert abs(float(s[0] - s[1])) > 1e-3  # the KL term matters in this example
 
@@ -155,7 +163,9 @@ def test_divergence_mask_keeps_tokens_up_to_the_first_difference():
     assert mask[0, :3].all() and not mask[0, 3:].any()
     out = dpo.prepare(batch, dpo.Config(pair_scope="divergence"))
     assert torch.equal(out.score_mask, mask)
-    assert out.token_weights[0].sum() > 0 and (out.token_weights[0] > 0).sum() == 5  # NLL keeps the whole chosen (4 + EOS)
+    assert (
+        out.token_weights[0].sum() > 0 and (out.token_weights[0] > 0).sum() == 5
+    )  # NLL keeps the whole chosen (4 + EOS)
 
 
 def test_divergence_scope_contrasts_only_the_parting_tokens():

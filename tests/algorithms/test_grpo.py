@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import grpo
-from helpers import text_batch, tiny
 
 SQRT_1_3, SQRT_4_3 = math.sqrt(1 / 3), math.sqrt(4 / 3)
 
@@ -13,8 +13,9 @@ def two_groups():
     # group 7 scores (1, 0, 0): mean 1/3, unbiased std √(1/3); group 3 (1, 1, −1): mean 1/3, std √(4/3)
     # response lengths with EOS: 2, 3, 4, 2, 3, 2 → 16 tokens, width 4
     _, tok = tiny()
-    return text_batch(tok, ["p"] * 6, ["a", "bb", "ccc", "d", "ee", "f"],
-                      scores=[1, 0, 0, 1, 1, -1], group_ids=[7, 7, 7, 3, 3, 3])
+    return text_batch(
+        tok, ["p"] * 6, ["a", "bb", "ccc", "d", "ee", "f"], scores=[1, 0, 0, 1, 1, -1], group_ids=[7, 7, 7, 3, 3, 3]
+    )
 
 
 def first_token_advantages(batch):
@@ -24,8 +25,14 @@ def first_token_advantages(batch):
 def test_prepare_group_scaled_advantages_on_every_token():
     out = grpo.prepare(two_groups(), grpo.Config())
     eps = 1e-4
-    expected = [(2 / 3) / (SQRT_1_3 + eps), (-1 / 3) / (SQRT_1_3 + eps), (-1 / 3) / (SQRT_1_3 + eps),
-                (2 / 3) / (SQRT_4_3 + eps), (2 / 3) / (SQRT_4_3 + eps), (-4 / 3) / (SQRT_4_3 + eps)]
+    expected = [
+        (2 / 3) / (SQRT_1_3 + eps),
+        (-1 / 3) / (SQRT_1_3 + eps),
+        (-1 / 3) / (SQRT_1_3 + eps),
+        (2 / 3) / (SQRT_4_3 + eps),
+        (2 / 3) / (SQRT_4_3 + eps),
+        (-4 / 3) / (SQRT_4_3 + eps),
+    ]
     assert first_token_advantages(out) == pytest.approx(expected, rel=1e-6)
     # the same advantage on each valid token, 0 on padding
     assert out.advantages[2].tolist() == pytest.approx([expected[2]] * 4, rel=1e-6)
@@ -41,16 +48,20 @@ def test_prepare_batch_and_no_scaling():
     assert first_token_advantages(batch) == pytest.approx([a / std for a in first_token_advantages(none)], rel=1e-6)
 
 
-@pytest.mark.parametrize("agg, row_weights", [
-    ("token-mean", [1 / 16] * 6),  # 16 valid tokens
-    ("seq-mean-token-mean", [1 / (6 * n) for n in (2, 3, 4, 2, 3, 2)]),  # 1 / (sequences · length)
-    ("seq-mean-token-sum-norm", [1 / (6 * 4)] * 6),  # Dr.GRPO: 1 / (sequences · width 4)
-])
+@pytest.mark.parametrize(
+    "agg, row_weights",
+    [
+        ("token-mean", [1 / 16] * 6),  # 16 valid tokens
+        ("seq-mean-token-mean", [1 / (6 * n) for n in (2, 3, 4, 2, 3, 2)]),  # 1 / (sequences · length)
+        ("seq-mean-token-sum-norm", [1 / (6 * 4)] * 6),  # Dr.GRPO: 1 / (sequences · width 4)
+    ],
+)
 def test_prepare_token_weights(agg, row_weights):
     out = grpo.prepare(two_groups(), grpo.Config(loss_agg=agg))
     mask = out.response_mask
     assert out.token_weights[mask].tolist() == pytest.approx(
-        [w for w, n in zip(row_weights, mask.sum(-1).tolist()) for _ in range(n)], rel=1e-6)
+        [w for w, n in zip(row_weights, mask.sum(-1).tolist()) for _ in range(n)], rel=1e-6
+    )
     assert (out.token_weights[~mask] == 0).all()
 
 
@@ -85,11 +96,14 @@ def hand_batch(cfg):
     return batch.replace(old_logprobs=old), old + log_ratio
 
 
-@pytest.mark.parametrize("agg, expected", [
-    ("token-mean", (sum(ROW0) + sum(ROW1)) / 5),
-    ("seq-mean-token-mean", (sum(ROW0) / 3 + sum(ROW1) / 2) / 2),
-    ("seq-mean-token-sum-norm", (sum(ROW0) + sum(ROW1)) / (2 * 3)),
-])
+@pytest.mark.parametrize(
+    "agg, expected",
+    [
+        ("token-mean", (sum(ROW0) + sum(ROW1)) / 5),
+        ("seq-mean-token-mean", (sum(ROW0) / 3 + sum(ROW1) / 2) / 2),
+        ("seq-mean-token-sum-norm", (sum(ROW0) + sum(ROW1)) / (2 * 3)),
+    ],
+)
 def test_loss_hand_numbers_each_aggregation(agg, expected):
     cfg = grpo.Config(scale_rewards="none", loss_agg=agg)
     batch, logprobs = hand_batch(cfg)

@@ -12,10 +12,10 @@ import statistics
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import grpo, reinforce_pp, rloo
 from itero.training.learner import Learner, OptimConfig, compute_logprobs
-from helpers import text_batch, tiny
 
 PROMPTS = ["12+3="] * 4 + ["7*8="] * 4
 RESPONSES = ["15. \\boxed{15}", "14", "1+2", "\\boxed{15}", "56", "7*8=54. \\boxed{54}", "x", "56."]

@@ -7,13 +7,13 @@ import statistics
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import ppo
 from itero.config import load_config
 from itero.core.masked import aggregation_weights
 from itero.models.value import ValueModel, compute_values
 from itero.schema import ConfigError
-from helpers import text_batch, tiny
 
 
 def two_rows(scores=(15.0, -0.5)):
@@ -133,7 +133,8 @@ def test_return_estimator_without_critic_is_the_reward_to_go():
 def value_batch():
     batch = two_rows(scores=(1.0, 0.0))
     return batch.replace(
-        values=torch.zeros(2, 3), returns=torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]),
+        values=torch.zeros(2, 3),
+        returns=torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]),
         token_weights=aggregation_weights(batch.response_mask, "token-mean"),
     )
 
@@ -226,7 +227,9 @@ def test_gae_needs_a_value_model():
 
 
 def test_reward_model_critic_needs_a_path():
-    with pytest.raises(ConfigError, match=re.escape("algorithm.value_model=reward_model needs algorithm.value_model_path")):
+    with pytest.raises(
+        ConfigError, match=re.escape("algorithm.value_model=reward_model needs algorithm.value_model_path")
+    ):
         load_config(None, ["algorithm=ppo", "algorithm.value_model=reward_model"])
     cfg = load_config(None, ["algorithm=ppo", "algorithm.value_model=reward_model", "algorithm.value_model_path=rm"])
     assert cfg.algorithm.value_model_path == "rm" and cfg.algorithm.needs_critic

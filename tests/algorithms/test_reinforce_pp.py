@@ -1,9 +1,9 @@
 import math
 
 import pytest
+from helpers import text_batch, tiny
 
 from itero.algorithms import reinforce_pp
-from helpers import text_batch, tiny
 
 
 def test_prepare_group_mean_then_global_token_whitening():

@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import rloo
-from helpers import text_batch, tiny
 
 
 def one_group():

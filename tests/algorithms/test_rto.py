@@ -5,11 +5,11 @@ import re
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import ppo, rto
 from itero.config import load_config
 from itero.schema import ConfigError
-from helpers import text_batch, tiny
 
 
 def test_dpo_token_rewards_scale_then_clamp():
@@ -21,9 +21,13 @@ def test_dpo_token_rewards_scale_then_clamp():
     assert r[0].tolist() == pytest.approx([0.08, -0.08, 0.0], abs=1e-7)
     # clamping before scaling would give 0.05·0.08 = 0.004: the order matters
     # clip = 0 → no clamp: (0.1, −0.1, 0)
-    assert rto.dpo_token_rewards(dpo, ref, mask, scale=0.05, clip=0.0)[0].tolist() == pytest.approx([0.1, -0.1, 0.0], abs=1e-7)
+    assert rto.dpo_token_rewards(dpo, ref, mask, scale=0.05, clip=0.0)[0].tolist() == pytest.approx(
+        [0.1, -0.1, 0.0], abs=1e-7
+    )
     # a wide clip changes nothing either
-    assert rto.dpo_token_rewards(dpo, ref, mask, scale=0.05, clip=1.0)[0].tolist() == pytest.approx([0.1, -0.1, 0.0], abs=1e-7)
+    assert rto.dpo_token_rewards(dpo, ref, mask, scale=0.05, clip=1.0)[0].tolist() == pytest.approx(
+        [0.1, -0.1, 0.0], abs=1e-7
+    )
 
 
 def test_prepare_adds_the_dpo_reward_to_ppo_rewards():
@@ -34,8 +38,15 @@ def test_prepare_adds_the_dpo_reward_to_ppo_rewards():
         dpo_logprobs=torch.tensor([[0.0, -3.0, 1.5]]),
         values=torch.tensor([[0.5, 1.0, 1.5]]),
     )
-    cfg = rto.Config(dpo_model_path="dpo", beta=0.1, dpo_reward_scale=0.05, dpo_reward_clip=0.08,
-                     gamma=1.0, lam=0.95, whiten_advantages=False)
+    cfg = rto.Config(
+        dpo_model_path="dpo",
+        beta=0.1,
+        dpo_reward_scale=0.05,
+        dpo_reward_clip=0.08,
+        gamma=1.0,
+        lam=0.95,
+        whiten_advantages=False,
+    )
     out = rto.prepare(batch, cfg)
     # −β_kl·k1, k1 = old − ref = (0.5, −1.0, 0.0)          → (−0.05, 0.1, 0.0)
     # DPO: 0.05·(dpo − ref) = 0.05·(1.5, −2.0, 2.0) = (0.075, −0.1, 0.1), clamp ±0.08 → (0.075, −0.08, 0.08)
@@ -69,11 +80,23 @@ def test_needs_reference_even_without_kl():
 def test_the_in_run_dpo_model_takes_the_dpo_keys():
     from itero.loop import dpo_model_config
 
-    cfg = load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=2", "algorithm.dpo_loss=dpop",
-                             "algorithm.dpo_beta=0.2", "algorithm.dpo_lr=1e-4", "training.lr=5e-5", "loop.iterations=5"])
+    cfg = load_config(
+        None,
+        [
+            "algorithm=rto",
+            "algorithm.dpo_iterations=2",
+            "algorithm.dpo_loss=dpop",
+            "algorithm.dpo_beta=0.2",
+            "algorithm.dpo_lr=1e-4",
+            "training.lr=5e-5",
+            "loop.iterations=5",
+        ],
+    )
     sub = dpo_model_config(cfg)
     assert (sub.algorithm.name, sub.algorithm.loss, sub.algorithm.beta) == ("dpo", "dpop", 0.2)
     assert (sub.training.lr, sub.loop.iterations) == (1e-4, 2)
-    assert dpo_model_config(load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1"])).algorithm.loss == "sigmoid"
+    assert (
+        dpo_model_config(load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1"])).algorithm.loss == "sigmoid"
+    )
     with pytest.raises(ConfigError, match="unknown dpo_loss 'dpo'; choose one of sigmoid"):
         load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo_loss=dpo"])

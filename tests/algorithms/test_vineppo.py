@@ -6,11 +6,11 @@ import statistics
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import vineppo
 from itero.config import load_config
 from itero.schema import ConfigError
-from helpers import text_batch, tiny
 
 # "18*3=54 " (8 chars) | "47+54=101 " (10) | "\boxed{101}" (11): cuts after each space, 29 chars + EOS
 A = "18*3=54 47+54=101 \\boxed{101}"
@@ -44,9 +44,14 @@ def test_plan_steps_default_splitter_keeps_one_line_in_one_step():
 # of its states may be merged with row 0's. V̂ of each state is a table entry: every one of the K
 # continuations scores it, so the mean is exact. (1, 0) is missing: it is row 0's s_0 and must be deduplicated.
 V = {
-    (0, 0): 0.5, (0, 8): 0.75, (0, 18): 0.9,
-    (1, 8): 0.25, (1, 18): 0.1,
-    (2, 0): 0.4, (2, 8): 0.6, (2, 18): 0.8,
+    (0, 0): 0.5,
+    (0, 8): 0.75,
+    (0, 18): 0.9,
+    (1, 8): 0.25,
+    (1, 18): 0.1,
+    (2, 0): 0.4,
+    (2, 8): 0.6,
+    (2, 18): 0.8,
 }
 SCORES = [1.0, 0.0, 1.0]
 
@@ -100,7 +105,9 @@ def test_mc_value_variance():
     # V̂ = 0.5, sample variance ((1 − 0.5)² + (0 − 0.5)²) / (2 − 1) = 0.5, variance of the mean 0.5 / 2 = 0.25
     _, tok = tiny()
     batch = text_batch(tok, ["p"], ["abc"], scores=[1.0])
-    out, stats = vineppo.estimate_advantages(batch, vineppo.Config(num_rollouts=2), tok, lambda s: torch.tensor([[1.0, 0.0]]))
+    out, stats = vineppo.estimate_advantages(
+        batch, vineppo.Config(num_rollouts=2), tok, lambda s: torch.tensor([[1.0, 0.0]])
+    )
     assert stats["mc_value_variance"] == pytest.approx(0.25)
     assert stats["mc_states"] == 1 and stats["mc_unique_states"] == 1
     assert out.advantages[0].tolist() == pytest.approx([0.5] * 4)  # A_0 = 1 + 0 − 0.5 on 3 chars + EOS

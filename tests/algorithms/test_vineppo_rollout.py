@@ -3,9 +3,8 @@
 import dataclasses
 from types import SimpleNamespace
 
-import torch
-
 from helpers import text_batch, tiny
+
 from itero.config import load_config
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
@@ -26,10 +25,15 @@ class ContinuingGenerator(HFGenerator):
 
 
 def runtime(generator_cls, model, tok, max_new=12, k=3):
-    cfg = load_config(None, ["algorithm=vineppo", f"algorithm.num_rollouts={k}", f"generation.max_new_tokens={max_new}"])
+    cfg = load_config(
+        None, ["algorithm=vineppo", f"algorithm.num_rollouts={k}", f"generation.max_new_tokens={max_new}"]
+    )
     generator = generator_cls(model, tok, batch_size=64)
     return SimpleNamespace(
-        cfg=cfg, generator=generator, tokenizer=tok, reward=MathReward(1.0, -0.5, -1.0),
+        cfg=cfg,
+        generator=generator,
+        tokenizer=tok,
+        reward=MathReward(1.0, -0.5, -1.0),
         sampling_params=lambda seed: SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=seed),
     )
 
@@ -41,11 +45,11 @@ def test_rollout_asks_the_engine_for_each_states_remaining_budget():
     ContinuingGenerator.calls.clear()
     rewards = mc_rollout(rt, batch, k=1)([(0, 0), (0, 4), (1, 6)])
     assert rewards.shape == (3, 3)  # one row per state, K = 3 continuations
-    (prefixes, lengths), = ContinuingGenerator.calls
+    ((prefixes, lengths),) = ContinuingGenerator.calls
     prompts = [tok.encode(p, add_special_tokens=False) for p in ("1+2=", "1+2=", "30+4=")]
     assert lengths == [len(p) for p in prompts]  # the prompt part; the rest of each prefix is response
     assert [len(p) - n for p, n in zip(prefixes, lengths)] == [0, 4, 6]
-    assert prefixes[1][len(prompts[1]):] == batch.response_ids[0, :4].tolist()
+    assert prefixes[1][len(prompts[1]) :] == batch.response_ids[0, :4].tolist()
 
 
 def test_hf_rollout_cuts_continuations_to_the_budget():
@@ -55,7 +59,9 @@ def test_hf_rollout_cuts_continuations_to_the_budget():
     batch = text_batch(tok, ["1+2="], ["1+2=3 \\boxed{3}"]).replace(answers=["3"])
     rt = runtime(HFGenerator, model, tok, max_new=12, k=1)
     graded = []
-    rt.reward = SimpleNamespace(grade=lambda texts, answers, prompts: (graded.extend(texts) or [0.0] * len(texts), None))
+    rt.reward = SimpleNamespace(
+        grade=lambda texts, answers, prompts: (graded.extend(texts) or [0.0] * len(texts), None)
+    )
     mc_rollout(rt, batch, k=1)([(0, 10)])
     prefix = tok.decode(batch.response_ids[0, :10].tolist())
     assert graded[0].startswith(prefix) and len(tok.encode(graded[0], add_special_tokens=False)) <= 12

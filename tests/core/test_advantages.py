@@ -68,7 +68,10 @@ def _gae_loop(rewards, values, mask, gamma, lam):
 
 def test_gae_matches_loop_on_random_data():
     g = torch.Generator().manual_seed(1)
-    rewards, values = torch.randn(5, 9, generator=g, dtype=torch.float64), torch.randn(5, 9, generator=g, dtype=torch.float64)
+    rewards, values = (
+        torch.randn(5, 9, generator=g, dtype=torch.float64),
+        torch.randn(5, 9, generator=g, dtype=torch.float64),
+    )
     mask = torch.rand(5, 9, generator=g) > 0.3
     adv, ret = gae(rewards, values, mask, gamma=0.97, lam=0.9)
     expected = t(*_gae_loop(rewards.tolist(), values.tolist(), mask.tolist(), 0.97, 0.9))
@@ -93,7 +96,9 @@ def test_group_normalized_hand_numbers():
     batch = group_normalized_advantages(SCORES, GIDS, scale="batch", eps=0.0)
     # batch mean 1.4, squared deviations 1.96 + 0.16 + 0.16 + 2.56 + 0.36 = 5.2, var 5.2/4 = 1.3, std 1.1401754
     # 1/1.1401754 = 0.8770580
-    torch.testing.assert_close(batch, torch.tensor([-0.877058, -0.877058, 0.0, 0.877058, 0.877058], dtype=torch.float64))
+    torch.testing.assert_close(
+        batch, torch.tensor([-0.877058, -0.877058, 0.0, 0.877058, 0.877058], dtype=torch.float64)
+    )
     # a group of one: std 0, advantage 0 (not NaN)
     assert group_normalized_advantages(t(3.0), torch.tensor([4])).tolist() == [0.0]
     with pytest.raises(ValueError):
@@ -185,9 +190,13 @@ def test_grouped_estimators_match_loops(seed):
 
     mean = {g: statistics.fmean(v) for g, v in groups.items()}
     expected_group = [(s - mean[g]) / (std(groups[g]) + eps) for s, g in zip(scores, ids)]
-    torch.testing.assert_close(group_normalized_advantages(S, G, "group", eps), torch.tensor(expected_group, dtype=torch.float64))
+    torch.testing.assert_close(
+        group_normalized_advantages(S, G, "group", eps), torch.tensor(expected_group, dtype=torch.float64)
+    )
     expected_batch = [(s - mean[g]) / (statistics.stdev(scores) + eps) for s, g in zip(scores, ids)]
-    torch.testing.assert_close(group_normalized_advantages(S, G, "batch", eps), torch.tensor(expected_batch, dtype=torch.float64))
+    torch.testing.assert_close(
+        group_normalized_advantages(S, G, "batch", eps), torch.tensor(expected_batch, dtype=torch.float64)
+    )
 
     expected_loo = [
         s - (sum(groups[g]) - s) / (len(groups[g]) - 1) if len(groups[g]) > 1 else 0.0 for s, g in zip(scores, ids)
@@ -202,7 +211,9 @@ def test_grouped_estimators_match_loops(seed):
     mask = torch.tensor([[j < n for j in range(4)] for n in lengths])
     tokens = [(s - mean[g]) for s, g, n in zip(scores, ids, lengths) for _ in range(n)]
     mu, sd = statistics.fmean(tokens), math.sqrt(statistics.variance(tokens) + 1e-8)
-    expected_pp = [[((s - mean[g]) - mu) / sd if j < n else 0.0 for j in range(4)] for s, g, n in zip(scores, ids, lengths)]
+    expected_pp = [
+        [((s - mean[g]) - mu) / sd if j < n else 0.0 for j in range(4)] for s, g, n in zip(scores, ids, lengths)
+    ]
     torch.testing.assert_close(reinforce_pp_advantages(S, G, mask), torch.tensor(expected_pp, dtype=torch.float64))
 
     token_rewards = outcome_to_token_rewards(S, mask)

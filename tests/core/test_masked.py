@@ -27,7 +27,9 @@ def test_masked_whiten():
 def test_aggregation_weights():
     w = aggregation_weights
     torch.testing.assert_close(w(M, "token-mean"), M / 3.0)  # 3 valid tokens
-    torch.testing.assert_close(w(M, "seq-mean-token-mean"), torch.tensor([[0.25, 0.25, 0], [0.5, 0, 0]]))  # 1/(2·2), 1/(1·2)
+    torch.testing.assert_close(
+        w(M, "seq-mean-token-mean"), torch.tensor([[0.25, 0.25, 0], [0.5, 0, 0]])
+    )  # 1/(2·2), 1/(1·2)
     torch.testing.assert_close(w(M, "seq-mean-token-sum-norm"), M / 6.0)  # 1/(B·T) = 1/(2·3)
     torch.testing.assert_close(w(M, "seq-mean-token-sum-norm", max_length=4), M / 8.0)
     torch.testing.assert_close(w(M, "seq-mean-token-sum"), M / 2.0)

@@ -77,8 +77,12 @@ def test_ipo_length_normalised_and_summed():
 def test_rev_kl_soft_label():
     # both pairs βΔ = ln3 (σ = 3/4). pair 0: r_w − r_l = 0 → p* = ½; pair 1: (ln3/2 − 0)·2 = ln3 → p* = ¾
     logps = pairs(
-        pc=(LN3 - 5.0, LN3 - 5.0), rc=(-5.0, -5.0), pr=(-LN3 - 6.0, -LN3 - 6.0), rr=(-6.0, -6.0),
-        chosen_scores=(1.0, LN3 / 2), rejected_scores=(1.0, 0.0),
+        pc=(LN3 - 5.0, LN3 - 5.0),
+        rc=(-5.0, -5.0),
+        pr=(-LN3 - 6.0, -LN3 - 6.0),
+        rr=(-6.0, -6.0),
+        chosen_scores=(1.0, LN3 / 2),
+        rejected_scores=(1.0, 0.0),
     )
     out = PREFERENCE_LOSSES["rev_kl"](logps, PreferenceLossParams(beta=0.5, margin_scale=2.0))
     # −½·ln¾ − ½·ln¼ = ½(0.2876821 + 1.3862944) = 0.8369882
@@ -117,8 +121,12 @@ def test_simpo_reference_free_length_averaged():
 
 
 TDPO_PAIRS = dict(
-    pc=(-4.0, -5.0), rc=(-5.0, -5.0), pr=(-6.0, -5.0), rr=(-5.0, -5.0),  # Δ = 2, 0
-    chosen_seq_kl=(0.5, 1.0), rejected_seq_kl=(1.5, 1.0),
+    pc=(-4.0, -5.0),
+    rc=(-5.0, -5.0),
+    pr=(-6.0, -5.0),
+    rr=(-5.0, -5.0),  # Δ = 2, 0
+    chosen_seq_kl=(0.5, 1.0),
+    rejected_seq_kl=(1.5, 1.0),
 )
 
 
@@ -196,11 +204,20 @@ def test_matches_direct_python_formula(name):
         rows[0]["pc"], rows[0]["rc"], rows[1]["pc"], rows[1]["rc"] = -5.0, -7.0, -9.0, -6.0
     col = lambda k: [r[k] for r in rows]  # noqa: E731
     logps = pairs(
-        pc=col("pc"), pr=col("pr"), rc=None if name == "simpo" else col("rc"), rr=None if name == "simpo" else col("rr"),
-        lw=col("lw"), ll=col("ll"), chosen_scores=col("sw"), rejected_scores=col("sl"),
-        chosen_seq_kl=col("kl_w"), rejected_seq_kl=col("kl_l"),
+        pc=col("pc"),
+        pr=col("pr"),
+        rc=None if name == "simpo" else col("rc"),
+        rr=None if name == "simpo" else col("rr"),
+        lw=col("lw"),
+        ll=col("ll"),
+        chosen_scores=col("sw"),
+        rejected_scores=col("sl"),
+        chosen_seq_kl=col("kl_w"),
+        rejected_seq_kl=col("kl_l"),
     )
-    p = PreferenceLossParams(beta=0.3, label_smoothing=0.15, dpop_lambda=5.0, rdpo_alpha=0.1, tdpo_alpha=0.7, margin_scale=3.0)
+    p = PreferenceLossParams(
+        beta=0.3, label_smoothing=0.15, dpop_lambda=5.0, rdpo_alpha=0.1, tdpo_alpha=0.7, margin_scale=3.0
+    )
     if name == "simpo":
         rows = [{k: v for k, v in r.items() if k not in ("rc", "rr")} for r in rows]
     expected = [_direct(name, r, p) for r in rows]

@@ -155,9 +155,7 @@ def test_token_ranges_char_tokenizer(char_tok, text):
 
 def test_eos_token_goes_to_last_step(char_tok):
     text = "Ab. Cd."
-    ids = char_tok(text, add_special_tokens=False)["input_ids"] + [
-        char_tok.eos_token_id
-    ]
+    ids = char_tok(text, add_special_tokens=False)["input_ids"] + [char_tok.eos_token_id]
     offsets = token_char_offsets(char_tok, ids)
     assert offsets[-1] == (len(text), len(text))
     steps = split_steps(text, min_chars=1)
@@ -186,9 +184,7 @@ def test_token_step_index_feeds_broadcast(char_tok):
     values = torch.tensor([[0.5, 0.75, 1.0]])
     rewards = torch.tensor([[0.0, 0.0, 1.0]])
     step_adv = step_advantages_from_mc_values(rewards, values)
-    tok_adv = broadcast_step_advantages(
-        step_adv, idx, torch.ones_like(idx, dtype=torch.bool)
-    )
+    tok_adv = broadcast_step_advantages(step_adv, idx, torch.ones_like(idx, dtype=torch.bool))
     assert torch.allclose(step_adv, torch.tensor([[0.25, 0.25, 0.0]]))
     assert tok_adv[0, :9].eq(0.25).all() and tok_adv[0, 18:].eq(0.0).all()
 

@@ -16,16 +16,33 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-
 TINY = [  # a+b with one digit: enough SFT that sampled answers differ, so DPO has pairs and GRPO signal
-    "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.num_heads=4", "model.tiny.num_kv_heads=2",
+    "model.tiny.hidden_size=64",
+    "model.tiny.num_layers=2",
+    "model.tiny.num_heads=4",
+    "model.tiny.num_kv_heads=2",
     "model.tiny.intermediate_size=128",
-    "task.arithmetic.digits=1", "task.arithmetic.num_ops=1", "task.arithmetic.ops=+",
-    "task.arithmetic.num_train=60", "task.arithmetic.num_test=8",
-    "sft.num_examples=60", "sft.steps=150", "sft.batch_size=16", "sft.micro_batch_size=4", "sft.lr=3e-3",
-    "generation.max_new_tokens=16", "generation.n_samples_per_prompt=4", "generation.prompts_per_call=4",
-    "loop.prompts_per_iteration=16", "loop.iterations=1", "eval.k=1", "logging.progress=false",
-    "training.batch_size=8", "training.micro_batch_size=2", "training.epochs=2", "training.lr=1e-3",
+    "task.arithmetic.digits=1",
+    "task.arithmetic.num_ops=1",
+    "task.arithmetic.ops=+",
+    "task.arithmetic.num_train=60",
+    "task.arithmetic.num_test=8",
+    "sft.num_examples=60",
+    "sft.steps=150",
+    "sft.batch_size=16",
+    "sft.micro_batch_size=4",
+    "sft.lr=3e-3",
+    "generation.max_new_tokens=16",
+    "generation.n_samples_per_prompt=4",
+    "generation.prompts_per_call=4",
+    "loop.prompts_per_iteration=16",
+    "loop.iterations=1",
+    "eval.k=1",
+    "logging.progress=false",
+    "training.batch_size=8",
+    "training.micro_batch_size=2",
+    "training.epochs=2",
+    "training.lr=1e-3",
 ]
 
 
@@ -39,8 +56,22 @@ def launch(nproc: int, config, overrides: list[str]) -> str:
     """``torchrun --nproc_per_node N -m itero.cli train`` with one thread per process (the 1-process run too,
     so both sample with the same float arithmetic)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "itero.cli", "train", str(config), *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "itero.cli",
+        "train",
+        str(config),
+        *overrides,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -58,8 +89,11 @@ def assert_same_weights(a, b, rtol, atol):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "algorithm",
-    [["algorithm=dpo", "algorithm.nll_weight=1.0"], ["algorithm=grpo"],
-     ["algorithm=vineppo", "algorithm.num_rollouts=2", "algorithm.step_cut_after=' '", "algorithm.min_step_chars=4"]],
+    [
+        ["algorithm=dpo", "algorithm.nll_weight=1.0"],
+        ["algorithm=grpo"],
+        ["algorithm=vineppo", "algorithm.num_rollouts=2", "algorithm.step_cut_after=' '", "algorithm.min_step_chars=4"],
+    ],
     ids=["dpo", "grpo", "vineppo"],
 )
 def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
@@ -85,7 +119,9 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
     train_one, train_two = (json.loads((d / "iter_1" / "train.json").read_text()) for d in (one, two))
     assert train_one["steps"] == train_two["steps"] > 0
     # the iteration moved the weights, identically up to the order of float sums
-    start, w1, w2 = (weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint"))
+    start, w1, w2 = (
+        weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint")
+    )
     assert max(float((w1[n] - start[n]).abs().max()) for n in w1) > 1e-3
     # atol 1e-5 against moves of ~2.5e-3: Adam turns the float noise of the k_proj bias (whose gradient is
     # 0 analytically: softmax ignores a constant shift of the keys) into steps of up to ~2e-6
@@ -96,7 +132,6 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
         launch(1, config, common + ["logging.name=two", "loop.iterations=2", "--force"])
         assert (two / "iter_2" / "checkpoint" / "model.safetensors").exists()
         assert json.loads((two / "iter_2" / "train.json").read_text())["steps"] > 0
-
 
 
 @pytest.mark.slow
@@ -131,10 +166,14 @@ def test_sharded_learner_trains_like_one_process_and_resumes_across_strategies(t
     shutil.copytree(one / "base", two / "base")
     shutil.copytree(one / "sft", two / "sft")
     out = launch(2, config, common + ["logging.name=two", f"distributed.strategy={strategies[0]}"])
-    local, total = (int(n.replace(",", "")) for n in re.search(r"holds ([\d,]+) of its ([\d,]+) parameters", out).groups())
+    local, total = (
+        int(n.replace(",", "")) for n in re.search(r"holds ([\d,]+) of its ([\d,]+) parameters", out).groups()
+    )
     assert local < 0.55 * total  # each of the 2 ranks stores about half (blocks split by rows, rounded up)
 
-    start, w1, w2 = (weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint"))
+    start, w1, w2 = (
+        weights(d) for d in (one / "sft" / "checkpoint", one / "iter_1" / "checkpoint", two / "iter_1" / "checkpoint")
+    )
     assert sorted(w1) == sorted(w2)  # the gathered save has the unsharded file's tensors (tied lm_head once)
     assert max(float((w1[n] - start[n]).abs().max()) for n in w1) > 1e-3
     assert_same_weights(w1, w2, rtol=1e-4, atol=1e-5)
@@ -146,7 +185,11 @@ def test_sharded_learner_trains_like_one_process_and_resumes_across_strategies(t
         torch.testing.assert_close(h2["weight"], h1["weight"], rtol=1e-4, atol=1e-6)
 
     # iteration 2 with the kept optimizer: the unsharded run continues sharded, the sharded one in 1 process
-    launch(2, config, common + ["logging.name=one", "loop.iterations=2", f"distributed.strategy={strategies[1]}", "--force"])
+    launch(
+        2,
+        config,
+        common + ["logging.name=one", "loop.iterations=2", f"distributed.strategy={strategies[1]}", "--force"],
+    )
     launch(1, config, common + ["logging.name=two", "loop.iterations=2", "--force"])
     u1, u2 = (weights(d / "iter_2" / "checkpoint") for d in (one, two))
     assert max(float((u1[n] - w1[n]).abs().max()) for n in u1) > 2e-4  # the cosine schedule is near its end

@@ -16,13 +16,28 @@ from itero.config import load_config
 from itero.loop import run
 
 CONFIG = [
-    "model.tiny.hidden_size=128", "model.tiny.num_layers=2", "model.tiny.intermediate_size=384",
-    "task.arithmetic.digits=1", "task.arithmetic.num_train=500", "task.arithmetic.num_test=100",
-    "sft.num_examples=300", "sft.steps=200", "sft.batch_size=32", "sft.lr=3e-3",
-    "generation.temperature=1.0", "generation.max_new_tokens=32",
-    "loop.prompts_per_iteration=64", "loop.same_prompts_every_iteration=true", "loop.iterations=4",
-    "algorithm=grpo", "training.lr=2e-4", "training.epochs=4", "training.batch_size=64",
-    "eval.every=10", "eval.k=2", "logging.progress=false",
+    "model.tiny.hidden_size=128",
+    "model.tiny.num_layers=2",
+    "model.tiny.intermediate_size=384",
+    "task.arithmetic.digits=1",
+    "task.arithmetic.num_train=500",
+    "task.arithmetic.num_test=100",
+    "sft.num_examples=300",
+    "sft.steps=200",
+    "sft.batch_size=32",
+    "sft.lr=3e-3",
+    "generation.temperature=1.0",
+    "generation.max_new_tokens=32",
+    "loop.prompts_per_iteration=64",
+    "loop.same_prompts_every_iteration=true",
+    "loop.iterations=4",
+    "algorithm=grpo",
+    "training.lr=2e-4",
+    "training.epochs=4",
+    "training.batch_size=64",
+    "eval.every=10",
+    "eval.k=2",
+    "logging.progress=false",
 ]
 
 

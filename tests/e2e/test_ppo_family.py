@@ -14,12 +14,12 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_grpo_learning import CONFIG as ARITHMETIC
 
 from itero.algorithms import ppo, rto
 from itero.cli import main
 from itero.config import load_config
 from itero.loop import run
-from test_grpo_learning import CONFIG as ARITHMETIC
 
 
 def metrics(run_dir):
@@ -37,15 +37,21 @@ def test_ppo_raises_the_reward_and_its_critic_learns(tmp_path):
     assert last["prepare/explained_variance"] > 0.02
     assert 0 < last["train/entropy"] < 3.8  # below the uniform entropy over the ~45-symbol vocabulary
     assert (tmp_path / "ppo" / "iter_4" / "checkpoint" / "value_model" / "value_head.pt").exists()
-    steps = [json.loads(s) for s in (tmp_path / "ppo" / "iter_4" / "train_steps.jsonl").read_text().splitlines()]  # 4 epochs x 512/64
+    steps = [
+        json.loads(s) for s in (tmp_path / "ppo" / "iter_4" / "train_steps.jsonl").read_text().splitlines()
+    ]  # 4 epochs x 512/64
     assert len(steps) == 32 and all("clip_fraction" in s and "approx_kl_old" in s for s in steps)
 
 
 @pytest.mark.slow
 def test_vineppo_raises_the_reward(tmp_path):
     cfg = ARITHMETIC + [
-        "algorithm=vineppo", "algorithm.step_cut_after=' '", "algorithm.min_step_chars=4", "algorithm.num_rollouts=4",
-        f"logging.run_dir={tmp_path}", "logging.name=vine",
+        "algorithm=vineppo",
+        "algorithm.step_cut_after=' '",
+        "algorithm.min_step_chars=4",
+        "algorithm.num_rollouts=4",
+        f"logging.run_dir={tmp_path}",
+        "logging.name=vine",
     ]
     rows = metrics(run(load_config(None, cfg)))
     first, last = rows[1], rows[-1]
@@ -62,25 +68,60 @@ def chat_data(tmp_path):
     with prompts.open("w") as f:
         for _ in range(600):
             a, b = rng.randrange(5), rng.randrange(5)
-            f.write(json.dumps({"problem": f"User: {a}+{b}?\nAssistant:", "gold_answer": str(a + b), "solution": f" \\boxed{{{a + b}}}"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "problem": f"User: {a}+{b}?\nAssistant:",
+                        "gold_answer": str(a + b),
+                        "solution": f" \\boxed{{{a + b}}}",
+                    }
+                )
+                + "\n"
+            )
     with prefs.open("w") as f:
         for _ in range(400):
             a, b = rng.randrange(5), rng.randrange(5)
             wrong = rng.choice([s for s in range(9) if s != a + b])
-            f.write(json.dumps({"prompt": f"User: {a}+{b}?\nAssistant:", "chosen": f" \\boxed{{{a + b}}}", "rejected": f" \\boxed{{{wrong}}}"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "prompt": f"User: {a}+{b}?\nAssistant:",
+                        "chosen": f" \\boxed{{{a + b}}}",
+                        "rejected": f" \\boxed{{{wrong}}}",
+                    }
+                )
+                + "\n"
+            )
     return prompts, prefs
 
 
 def chat_config(tmp_path, prompts, rm):
     return [
-        "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.intermediate_size=192",
-        "task.name=jsonl", f"task.jsonl.train_path={prompts}", "task.jsonl.solution_field=solution", "task.jsonl.num_test=50",
-        "sft.num_examples=300", "sft.steps=150", "sft.batch_size=16", "sft.lr=3e-3",
-        "reward.name=model", f"reward.model_path={rm}",
-        "generation.temperature=1.0", "generation.max_new_tokens=12", "generation.n_samples_per_prompt=4",
-        "loop.prompts_per_iteration=64", "loop.same_prompts_every_iteration=true",
-        "training.lr=3e-4", "training.epochs=2", "training.batch_size=64",
-        "eval.every=10", "eval.k=2", "logging.progress=false", f"logging.run_dir={tmp_path / 'runs'}",
+        "model.tiny.hidden_size=64",
+        "model.tiny.num_layers=2",
+        "model.tiny.intermediate_size=192",
+        "task.name=jsonl",
+        f"task.jsonl.train_path={prompts}",
+        "task.jsonl.solution_field=solution",
+        "task.jsonl.num_test=50",
+        "sft.num_examples=300",
+        "sft.steps=150",
+        "sft.batch_size=16",
+        "sft.lr=3e-3",
+        "reward.name=model",
+        f"reward.model_path={rm}",
+        "generation.temperature=1.0",
+        "generation.max_new_tokens=12",
+        "generation.n_samples_per_prompt=4",
+        "loop.prompts_per_iteration=64",
+        "loop.same_prompts_every_iteration=true",
+        "training.lr=3e-4",
+        "training.epochs=2",
+        "training.batch_size=64",
+        "eval.every=10",
+        "eval.k=2",
+        "logging.progress=false",
+        f"logging.run_dir={tmp_path / 'runs'}",
     ]
 
 
@@ -88,12 +129,32 @@ def chat_config(tmp_path, prompts, rm):
 def test_ppo_with_a_reward_model_and_rto_on_a_chat_toy_task(tmp_path):
     prompts, prefs = chat_data(tmp_path)
     rm = tmp_path / "rm"
-    assert main(["train-rm", str(prefs), "--base", "tiny", "--out", str(rm), "--epochs", "6", "--lr", "3e-3", "--batch-size", "16"]) == 0
+    assert (
+        main(
+            [
+                "train-rm",
+                str(prefs),
+                "--base",
+                "tiny",
+                "--out",
+                str(rm),
+                "--epochs",
+                "6",
+                "--lr",
+                "3e-3",
+                "--batch-size",
+                "16",
+            ]
+        )
+        == 0
+    )
     base = chat_config(tmp_path, prompts, rm)
     critic_from_rm = ["algorithm.value_model=reward_model", f"algorithm.value_model_path={rm}"]
 
     # PPO with the RM as reward and as the critic's initialisation
-    rows = metrics(run(load_config(None, base + ["algorithm=ppo", "loop.iterations=2", "logging.name=ppo"] + critic_from_rm)))
+    rows = metrics(
+        run(load_config(None, base + ["algorithm=ppo", "loop.iterations=2", "logging.name=ppo"] + critic_from_rm))
+    )
     assert rows[1]["prepare/explained_variance"] > 0.0  # an RM-initialised critic already predicts the returns a bit
     assert rows[-1]["train/value_loss"] < rows[1]["train/value_loss"]  # and fits them better each iteration
 
@@ -103,10 +164,18 @@ def test_ppo_with_a_reward_model_and_rto_on_a_chat_toy_task(tmp_path):
 
     # RTO: a DPO model from one iterative-DPO iteration, then PPO on its token rewards + the RM score
     dpo_dir = run(load_config(None, base + ["algorithm=dpo", "loop.iterations=1", "logging.name=dpo"]))
-    cfg = load_config(None, base + [
-        "algorithm=rto", f"algorithm.dpo_model_path={dpo_dir / 'iter_1' / 'checkpoint'}", "algorithm.dpo_reward_clip=0",
-        "loop.iterations=1", "logging.name=rto",
-    ] + critic_from_rm)
+    cfg = load_config(
+        None,
+        base
+        + [
+            "algorithm=rto",
+            f"algorithm.dpo_model_path={dpo_dir / 'iter_1' / 'checkpoint'}",
+            "algorithm.dpo_reward_clip=0",
+            "loop.iterations=1",
+            "logging.name=rto",
+        ]
+        + critic_from_rm,
+    )
     rto_dir = run(cfg)
     batch = torch.load(rto_dir / "iter_1" / "prepared.pt", weights_only=False)
     mask = batch.response_mask
@@ -118,11 +187,23 @@ def test_ppo_with_a_reward_model_and_rto_on_a_chat_toy_task(tmp_path):
 
     # RTO training its DPO model first, in the same run: the same model as the standalone DPO run
     # (same SFT start, prompts, seed and DPO settings), so the same DPO token rewards
-    inrun = run(load_config(None, base + [
-        "algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo_reward_clip=0", "loop.iterations=1",
-        "logging.name=rto-inrun",
-    ] + critic_from_rm))
-    standalone, trained = (load_file(str(d / "iter_1" / "checkpoint" / "model.safetensors")) for d in (dpo_dir, inrun / "dpo_model"))
+    inrun = run(
+        load_config(
+            None,
+            base
+            + [
+                "algorithm=rto",
+                "algorithm.dpo_iterations=1",
+                "algorithm.dpo_reward_clip=0",
+                "loop.iterations=1",
+                "logging.name=rto-inrun",
+            ]
+            + critic_from_rm,
+        )
+    )
+    standalone, trained = (
+        load_file(str(d / "iter_1" / "checkpoint" / "model.safetensors")) for d in (dpo_dir, inrun / "dpo_model")
+    )
     sft = load_file(str(inrun / "sft" / "checkpoint" / "model.safetensors"))  # copied: the same start
     assert max(float((trained[n] - sft[n]).abs().max()) for n in sft) > 1e-4  # DPO moved it
     for name in standalone:

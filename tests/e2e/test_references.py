@@ -8,11 +8,24 @@ from itero.models.loading import load_model
 from itero.training.learner import compute_logprobs
 
 TINY = [
-    "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.intermediate_size=64",
-    "sft.steps=150", "sft.batch_size=16", "sft.lr=3e-3", "sft.num_examples=200", "loop.iterations=2",
-    "loop.prompts_per_iteration=16", "generation.n_samples_per_prompt=4", "generation.max_new_tokens=24",
-    "generation.temperature=1.0", "task.arithmetic.num_train=400", "task.arithmetic.num_test=8",
-    "eval.k=1", "training.batch_size=4", "training.micro_batch_size=4", "logging.progress=false",
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=2",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=150",
+    "sft.batch_size=16",
+    "sft.lr=3e-3",
+    "sft.num_examples=200",
+    "loop.iterations=2",
+    "loop.prompts_per_iteration=16",
+    "generation.n_samples_per_prompt=4",
+    "generation.max_new_tokens=24",
+    "generation.temperature=1.0",
+    "task.arithmetic.num_train=400",
+    "task.arithmetic.num_test=8",
+    "eval.k=1",
+    "training.batch_size=4",
+    "training.micro_batch_size=4",
+    "logging.progress=false",
 ]
 
 
@@ -22,8 +35,16 @@ def prepared(run_dir, k):
 
 def test_dpo_reference_previous_vs_initial(tmp_path):
     for reference in ("previous", "initial"):
-        cfg = load_config(None, TINY + ["algorithm=dpo", f"algorithm.reference={reference}",
-                                        f"logging.run_dir={tmp_path}", f"logging.name={reference}"])
+        cfg = load_config(
+            None,
+            TINY
+            + [
+                "algorithm=dpo",
+                f"algorithm.reference={reference}",
+                f"logging.run_dir={tmp_path}",
+                f"logging.name={reference}",
+            ],
+        )
         run_dir = run(cfg)
         batch = prepared(run_dir, 2)
         assert batch.batch_size > 0

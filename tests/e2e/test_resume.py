@@ -11,23 +11,48 @@ from pathlib import Path
 import pytest
 
 TINY = [
-    "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.intermediate_size=64",
-    "sft.steps=150", "sft.batch_size=16", "sft.lr=3e-3", "sft.num_examples=200", "loop.iterations=2",
-    "loop.prompts_per_iteration=12", "generation.n_samples_per_prompt=4", "generation.max_new_tokens=24", "generation.temperature=1.0",
-    "task.arithmetic.num_train=400", "task.arithmetic.num_test=12", "eval.k=2", "training.batch_size=4",
-    "training.micro_batch_size=2", "logging.progress=false",
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=2",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=150",
+    "sft.batch_size=16",
+    "sft.lr=3e-3",
+    "sft.num_examples=200",
+    "loop.iterations=2",
+    "loop.prompts_per_iteration=12",
+    "generation.n_samples_per_prompt=4",
+    "generation.max_new_tokens=24",
+    "generation.temperature=1.0",
+    "task.arithmetic.num_train=400",
+    "task.arithmetic.num_test=12",
+    "eval.k=2",
+    "training.batch_size=4",
+    "training.micro_batch_size=2",
+    "logging.progress=false",
 ]
 
 
 def itero(run_dir: Path, name: str, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "itero.cli", "quickstart", *TINY, f"logging.run_dir={run_dir}", f"logging.name={name}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "itero.cli",
+        "quickstart",
+        *TINY,
+        f"logging.run_dir={run_dir}",
+        f"logging.name={name}",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
 
 
 def metrics_without_timings(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if "seconds" not in k and "per_second" not in k and not k.startswith("time/")} for r in rows]
+    return [
+        {k: v for k, v in r.items() if "seconds" not in k and "per_second" not in k and not k.startswith("time/")}
+        for r in rows
+    ]
 
 
 def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 120) -> None:
@@ -56,7 +81,10 @@ def test_kill_and_resume_gives_the_same_metrics(tmp_path):
     resumed = itero(tmp_path, "killed", "algorithm=dpo")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
-    assert all(json.loads(line).get("prepare/pairs", 1) > 0 for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines())
+    assert all(
+        json.loads(line).get("prepare/pairs", 1) > 0
+        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    )
 
     # finished stages were not recomputed
     assert (tmp_path / "killed" / "iter_1" / "rollouts.pt").stat().st_mtime_ns == rollouts_before

@@ -4,19 +4,26 @@ it agrees with the loop's evaluation."""
 import json
 
 import pytest
+from test_loop_features import TINY
 
 from itero.cli import main
 from itero.config import load_config
 from itero.loop import run
-from test_loop_features import TINY
 
 
 @pytest.mark.slow
 def test_retest_of_a_tiny_run_agrees_with_the_loop_and_pairs_fresh_problems(tmp_path, capsys):
-    overrides = TINY + ["algorithm=raft", "loop.iterations=1", "eval.fresh_problems=300", f"logging.run_dir={tmp_path}",
-                        "logging.name=r"]
+    overrides = TINY + [
+        "algorithm=raft",
+        "loop.iterations=1",
+        "eval.fresh_problems=300",
+        f"logging.run_dir={tmp_path}",
+        "logging.name=r",
+    ]
     run_dir = run(load_config(None, overrides))
-    logged = [json.loads(line)["eval/fresh_greedy_accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = [
+        json.loads(line)["eval/fresh_greedy_accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
     # on the run's own test split the greedy verdicts are the loop's: same accuracy as its eval.json
     assert main(["retest", str(run_dir), "--fresh", "0"]) == 0
     rows = json.loads((run_dir / "retest.json").read_text())["rows"]

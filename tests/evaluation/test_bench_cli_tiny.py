@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import tiny
+
 from itero.evaluation import cli
 from itero.evaluation.benchmarks import BUILTIN
 from itero.generation.hf import HFGenerator
@@ -30,11 +30,27 @@ def model_dir(tmp_path_factory):
 def _eval(model_dir: Path, out: Path, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    args = parser.parse_args([
-        str(model_dir), "--out", str(out), "--data-dir", str(DATA_DIR), "--limit", str(LIMIT), "--n", str(N),
-        "--temperature", "1.0", "--max-new-tokens", str(MAX_NEW), "--template", "plain",
-        "--no-progress", *extra,
-    ])
+    args = parser.parse_args(
+        [
+            str(model_dir),
+            "--out",
+            str(out),
+            "--data-dir",
+            str(DATA_DIR),
+            "--limit",
+            str(LIMIT),
+            "--n",
+            str(N),
+            "--temperature",
+            "1.0",
+            "--max-new-tokens",
+            str(MAX_NEW),
+            "--template",
+            "plain",
+            "--no-progress",
+            *extra,
+        ]
+    )
     return cli.run(args)
 
 
@@ -78,7 +94,9 @@ def test_all_six_benchmarks_end_to_end_then_resume(model_dir, tmp_path, counted_
         metrics = results["benchmarks"][name]
         assert metrics["num_problems"] == LIMIT
         assert metrics["greedy_accuracy"] == sum(r["correct"] for r in rows if r["mode"] == "greedy") / LIMIT
-        assert metrics["sampled_response_length"] == sum(r["length"] for r in rows if r["mode"] == "sampled") / (LIMIT * N)
+        assert metrics["sampled_response_length"] == sum(r["length"] for r in rows if r["mode"] == "sampled") / (
+            LIMIT * N
+        )
     average = results["flat"]["bench/average/greedy_truncation_rate"]
     assert average == pytest.approx(sum(results["benchmarks"][b]["greedy_truncation_rate"] for b in BUILTIN) / 6)
     header = (eval_dir / "results.md").read_text().splitlines()[0]

@@ -34,10 +34,13 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def test_own_file_with_own_fields(tmp_path):
-    path = _write(tmp_path / "mine.jsonl", [
-        json.dumps({"question": "1+1?", "answer": 2.0}),
-        json.dumps({"question": "Roots of x^2=1?", "answer": ["-1", "1"]}),
-    ])
+    path = _write(
+        tmp_path / "mine.jsonl",
+        [
+            json.dumps({"question": "1+1?", "answer": 2.0}),
+            json.dumps({"question": "Roots of x^2=1?", "answer": ["-1", "1"]}),
+        ],
+    )
     bench = load_benchmark(f"mine={path}:question:answer")
     assert bench.name == "mine" and bench.source == str(path)
     assert bench.problems == ["1+1?", "Roots of x^2=1?"]
@@ -50,10 +53,13 @@ def test_own_file_default_fields(tmp_path):
 
 
 def test_missing_answer_field_names_file_line_and_field(tmp_path):
-    path = _write(tmp_path / "bad.jsonl", [
-        json.dumps({"question": "a", "answer": "1"}),
-        json.dumps({"question": "b"}),
-    ])
+    path = _write(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps({"question": "a", "answer": "1"}),
+            json.dumps({"question": "b"}),
+        ],
+    )
     with pytest.raises(DataFileError) as err:
         load_benchmark(f"bad={path}:question:answer", limit=1)  # the limit does not hide a bad row
     assert f"{path}:2:" in str(err.value) and "'answer'" in str(err.value)
@@ -78,7 +84,11 @@ def test_spec_errors_say_what_is_allowed(tmp_path):
 
 def test_spec_parsing_keeps_hub_colons():
     spec = parse_spec("m=hf:HuggingFaceH4/MATH-500@test:problem:answer")
-    assert (spec.source, spec.problem_field, spec.answer_field) == ("hf:HuggingFaceH4/MATH-500@test", "problem", "answer")
+    assert (spec.source, spec.problem_field, spec.answer_field) == (
+        "hf:HuggingFaceH4/MATH-500@test",
+        "problem",
+        "answer",
+    )
     assert parse_spec("m=hf:HuggingFaceH4/MATH-500").source == "hf:HuggingFaceH4/MATH-500"
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from itero.evaluation.metrics import (
-    average_metrics, benchmark_metrics, flat_metrics, maj_at_k, majority_index, pass_at_k, pass_ks, results_table,
+    average_metrics,
+    benchmark_metrics,
+    flat_metrics,
+    maj_at_k,
+    majority_index,
+    pass_at_k,
+    pass_ks,
+    results_table,
 )
 from itero.grading import is_equiv
 
@@ -71,8 +78,16 @@ def _rows():
     samples = {0: [("1", True), ("7", False), ("7", False)], 1: [("0.5", True), ("1/2", True), (None, False)]}
     for index, items in samples.items():
         for answer, ok in items:
-            rows.append({"problem_index": index, "mode": "sampled", "extracted": answer, "correct": ok,
-                         "length": 20, "truncated": answer is None})
+            rows.append(
+                {
+                    "problem_index": index,
+                    "mode": "sampled",
+                    "extracted": answer,
+                    "correct": ok,
+                    "length": 20,
+                    "truncated": answer is None,
+                }
+            )
     return rows
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -35,10 +34,14 @@ class ScriptedGenerator:
         response_ids = torch.tensor([i + [0] * (width - len(i)) for i in ids])
         lengths = torch.tensor([len(i) for i in ids])
         return RolloutBatch(
-            prompt_ids=torch.ones(len(ids), 1, dtype=torch.long), prompt_mask=torch.ones(len(ids), 1, dtype=torch.bool),
-            response_ids=response_ids, response_mask=torch.arange(width)[None] < lengths[:, None],
-            group_ids=torch.arange(len(prompts)).repeat_interleave(params.n), truncated=lengths >= params.max_new_tokens,
-            response_texts=[self.tokenizer.decode(i) for i in ids], answers=[a for a in answers for _ in range(params.n)],
+            prompt_ids=torch.ones(len(ids), 1, dtype=torch.long),
+            prompt_mask=torch.ones(len(ids), 1, dtype=torch.bool),
+            response_ids=response_ids,
+            response_mask=torch.arange(width)[None] < lengths[:, None],
+            group_ids=torch.arange(len(prompts)).repeat_interleave(params.n),
+            truncated=lengths >= params.max_new_tokens,
+            response_texts=[self.tokenizer.decode(i) for i in ids],
+            answers=[a for a in answers for _ in range(params.n)],
         )
 
     @staticmethod
@@ -109,8 +112,19 @@ def test_bad_benchmark_file_stops_before_the_model_and_marks_nothing(tmp_path, b
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"q": "fine", "a": "1"}) + "\n" + json.dumps({"q": "no answer"}) + "\n")
     out = tmp_path / "out"
-    code = itero_main(["eval", str(tmp_path / "no-such-model"), "--benchmarks", f"toy={bench_file}:q:a,bad={bad}:q:a",
-                       "--out", str(out), "--template", "plain", "--no-progress"])
+    code = itero_main(
+        [
+            "eval",
+            str(tmp_path / "no-such-model"),
+            "--benchmarks",
+            f"toy={bench_file}:q:a,bad={bad}:q:a",
+            "--out",
+            str(out),
+            "--template",
+            "plain",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert f"{bad}:2:" in err and "'a'" in err
@@ -128,8 +142,13 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
 def test_loop_hook_returns_flat_metrics(tmp_path, bench_file):
     cfg = EvalConfig(k=4, temperature=1.0, template="plain", benchmarks=[f"toy={bench_file}:q:a"], benchmark_limit=2)
     metrics = evaluate_benchmarks(
-        ScriptedGenerator(build_char_tokenizer()), build_char_tokenizer(), cfg.benchmarks, cfg, tmp_path,
-        max_new_tokens=32, show_progress=False,
+        ScriptedGenerator(build_char_tokenizer()),
+        build_char_tokenizer(),
+        cfg.benchmarks,
+        cfg,
+        tmp_path,
+        max_new_tokens=32,
+        show_progress=False,
     )
     assert metrics["bench/toy/num_problems"] == 2
     assert metrics["bench/toy/greedy_accuracy"] == 1.0  # golds 1 and 2 only

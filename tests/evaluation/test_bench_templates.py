@@ -67,7 +67,10 @@ def test_gsm8k_fewshot_is_worked_examples_then_the_question():
         assert "The answer is " in answer and answer.endswith(".")
     assert examples[-1] == f"Question: {PROBLEM}\nAnswer:"
     # The model would go on with the next "Question:"; that is where its response ends.
-    assert cut_at_stop(" 1 + 1 = 2. The answer is 2.\n\nQuestion: How many", template.stop) == " 1 + 1 = 2. The answer is 2.\n\n"
+    assert (
+        cut_at_stop(" 1 + 1 = 2. The answer is 2.\n\nQuestion: How many", template.stop)
+        == " 1 + 1 = 2. The answer is 2.\n\n"
+    )
 
 
 def test_user_templates_from_string_file_and_chat(tmp_path, tokenizer):
@@ -78,8 +81,14 @@ def test_user_templates_from_string_file_and_chat(tmp_path, tokenizer):
     chat_file = tmp_path / "mine.chat.txt"
     chat_file.write_text("Solve {problem}\n")
     tokenizer.chat_template = CHATML
-    assert load_template(str(chat_file)).render("2+2", tokenizer) == "<|im_start|>user\nSolve 2+2<|im_end|>\n<|im_start|>assistant\n"
-    assert load_template("chat:Solve {problem}").render("2+2", tokenizer) == "<|im_start|>user\nSolve 2+2<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        load_template(str(chat_file)).render("2+2", tokenizer)
+        == "<|im_start|>user\nSolve 2+2<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert (
+        load_template("chat:Solve {problem}").render("2+2", tokenizer)
+        == "<|im_start|>user\nSolve 2+2<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert load_template("plain", stop=("END",)).stop == ("END",)
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from helpers import tiny
+
 from itero.evaluation import kl
 from itero.models.tiny import build_char_tokenizer, save_tiny
 
@@ -84,7 +84,17 @@ def test_cli_writes_the_estimate(tmp_path, capsys):
     p_dir, b_dir = save_tiny(tmp_path / "policy", policy, tok), save_tiny(tmp_path / "base", base, tok)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"question": q}) + "\n" for q in ("1+1=", "2*3=", "9-4=")))
-    common = ["--prompts", str(prompts), "--prompt-field", "question", "--n", "2", "--max-new-tokens", "4", "--no-progress"]
+    common = [
+        "--prompts",
+        str(prompts),
+        "--prompt-field",
+        "question",
+        "--n",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--no-progress",
+    ]
     assert _run([str(p_dir), str(b_dir), *common, "--out", str(tmp_path / "kl.json")]) == 0
     written = json.loads((tmp_path / "kl.json").read_text())
     assert written["num_samples"] == 6 and written["num_prompts"] == 3

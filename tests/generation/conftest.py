@@ -17,7 +17,9 @@ def peaked(model, seed: int):
 
 
 def peaked_tiny_model(vocab_size: int, seed: int, arch: str = "qwen2"):
-    return peaked(build_tiny_model(vocab_size, arch=arch, hidden_size=64, num_layers=2, intermediate_size=128, seed=seed), seed)
+    return peaked(
+        build_tiny_model(vocab_size, arch=arch, hidden_size=64, num_layers=2, intermediate_size=128, seed=seed), seed
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +71,17 @@ def gpt2_model(tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=128,
-                        eos_token_id=1, bos_token_id=1, pad_token_id=0, initializer_range=0.15)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        n_positions=128,
+        eos_token_id=1,
+        bos_token_id=1,
+        pad_token_id=0,
+        initializer_range=0.15,
+    )
     return GPT2LMHeadModel(config).eval()
 
 

@@ -11,17 +11,31 @@ from itero.generation.fast_decode import FastDecoder, unsupported_reason
 from itero.generation.hf import HFGenerator, Mixture
 
 TEXTS = ["x", "12+7=", "ab", "Solve: 3*4 = ", "The answer is \\boxed{", "q", "7*8-1=", "hello there, ", "9", "abc+d"]
-BASE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            pad_token_id=0, eos_token_id=1, bos_token_id=1)
+BASE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    pad_token_id=0,
+    eos_token_id=1,
+    bos_token_id=1,
+)
 # Supported configurations, each changing something in the maths the fast path redoes.
 VARIANTS = {
     "qwen2": (Qwen2Config, Qwen2ForCausalLM, {}),
     "llama": (LlamaConfig, LlamaForCausalLM, {}),
     # no GQA (one query head per KV head), head_dim != hidden / heads, biases everywhere, another activation
-    "llama-mha-bias-gelu": (LlamaConfig, LlamaForCausalLM, dict(num_key_value_heads=4, head_dim=32, attention_bias=True,
-                                                                 mlp_bias=True, hidden_act="gelu")),
-    "qwen2-eager-untied-theta-eps": (Qwen2Config, Qwen2ForCausalLM, dict(attn_implementation="eager", rope_theta=500.0,
-                                                                          tie_word_embeddings=False, rms_norm_eps=1e-3)),
+    "llama-mha-bias-gelu": (
+        LlamaConfig,
+        LlamaForCausalLM,
+        dict(num_key_value_heads=4, head_dim=32, attention_bias=True, mlp_bias=True, hidden_act="gelu"),
+    ),
+    "qwen2-eager-untied-theta-eps": (
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        dict(attn_implementation="eager", rope_theta=500.0, tie_word_embeddings=False, rms_norm_eps=1e-3),
+    ),
 }
 
 
@@ -82,8 +96,10 @@ def assert_same_logits(fast, generic, truth, dtype):
     assert fast_error <= 2 * hf_error, (float(fast_error), float(hf_error))
 
 
-@pytest.mark.parametrize("name,dtype", [(name, torch.float32) for name in VARIANTS]
-                         + [("qwen2", torch.bfloat16), ("llama-mha-bias-gelu", torch.bfloat16)])
+@pytest.mark.parametrize(
+    "name,dtype",
+    [(name, torch.float32) for name in VARIANTS] + [("qwen2", torch.bfloat16), ("llama-mha-bias-gelu", torch.bfloat16)],
+)
 def test_fast_logits_equal_generic_with_left_padding_and_dropped_rows(name, dtype, build, tokenizer, monkeypatch):
     # groups of 2 rows, so that the grouped attention and the packed prefill really split the batch
     monkeypatch.setattr(fast_decode, "ATTENTION_GROUP_MIN_ROWS", 2)
@@ -136,7 +152,10 @@ def test_unsupported_models_keep_the_generic_path(build, tokenizer, prompts, gpt
     greedy = SamplingParams(temperature=0.0, max_new_tokens=4)
     for reason, model in unsupported.items():
         assert reason in (unsupported_reason(model) or ""), reason
-        if reason not in ("float32 or all bfloat16", "GPT2LMHeadModel"):  # float64 sampling is not supported; gpt2: test_hf_generator
+        if reason not in (
+            "float32 or all bfloat16",
+            "GPT2LMHeadModel",
+        ):  # float64 sampling is not supported; gpt2: test_hf_generator
             assert HFGenerator(model, tokenizer).generate(prompts, greedy).response_ids.shape[0] == len(prompts)
     # a mixture takes the fast path only when both of its models qualify
     params = SamplingParams(max_new_tokens=3, seed=0)

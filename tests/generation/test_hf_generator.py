@@ -190,7 +190,9 @@ def test_batch_tensors_can_enter_autograd(policy, tokenizer, prompts, learner_lo
     policy.zero_grad(set_to_none=True)
 
 
-def test_prefill_in_length_buckets_matches_one_padded_batch(monkeypatch, policy, other_model, tokenizer, learner_logits):
+def test_prefill_in_length_buckets_matches_one_padded_batch(
+    monkeypatch, policy, other_model, tokenizer, learner_logits
+):
     import itero.generation.hf as hf
 
     monkeypatch.setattr(hf, "fast_decoders", lambda *args: None)  # buckets are the generic path's prefill
@@ -207,7 +209,9 @@ def test_prefill_in_length_buckets_matches_one_padded_batch(monkeypatch, policy,
     torch.testing.assert_close(bucketed.sampler_logprobs, padded.sampler_logprobs, atol=1e-5, rtol=0)
     # sampling with a mixture goes through the same bucketed prefill for both models
     params = SamplingParams(n=2, temperature=0.8, max_new_tokens=8, seed=4)
-    batch = generator(policy, tokenizer).generate(prompts, params, mixture=Mixture(model=other_model, weights=(1.5, -0.5)))
+    batch = generator(policy, tokenizer).generate(
+        prompts, params, mixture=Mixture(model=other_model, weights=(1.5, -0.5))
+    )
     mixed = 1.5 * learner_logits(policy, batch) - 0.5 * learner_logits(other_model, batch)
     direct = token_logprobs(mixed, batch.response_ids, 0.8) * batch.response_mask
     torch.testing.assert_close(batch.sampler_logprobs, direct, atol=1e-5, rtol=0)

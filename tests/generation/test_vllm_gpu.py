@@ -33,8 +33,9 @@ def tiny_dir(tmp_path_factory, tokenizer, peak):
     from itero.models.tiny import build_tiny_model, save_tiny
 
     # head_dim 32: vLLM's attention kernels do not take the head_dim 16 of the CPU tests' tiny model
-    model = build_tiny_model(len(tokenizer), hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
-                             intermediate_size=256, seed=0)
+    model = build_tiny_model(
+        len(tokenizer), hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=256, seed=0
+    )
     return save_tiny(tmp_path_factory.mktemp("tiny_vllm"), peak(model, 0).to(DTYPE), tokenizer)
 
 
@@ -42,8 +43,15 @@ def tiny_dir(tmp_path_factory, tokenizer, peak):
 def engine(tiny_dir, tokenizer):
     from itero.generation.vllm import VLLMGenerator
 
-    return VLLMGenerator(str(tiny_dir), tokenizer, dtype="bfloat16", gpu_memory_utilization=0.3,
-                         enable_sleep_mode=True, enforce_eager=True, seed=0)
+    return VLLMGenerator(
+        str(tiny_dir),
+        tokenizer,
+        dtype="bfloat16",
+        gpu_memory_utilization=0.3,
+        enable_sleep_mode=True,
+        enforce_eager=True,
+        seed=0,
+    )
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ What needs a GPU (the engine itself, load_weights, sleep mode) is in test_vllm_g
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pytest
 import torch
@@ -14,18 +13,41 @@ from itero.config import GenerationConfig
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
 from itero.generation.vllm import (
-    build_requests, continuation_requests, outputs_to_batch, sampling_params_to_vllm, VLLMGenerator,
+    VLLMGenerator,
+    build_requests,
+    continuation_requests,
+    outputs_to_batch,
+    sampling_params_to_vllm,
 )
 from itero.generation.weight_sync import (
-    WeightSyncError, check_sync, engine_weight_name, gathered_state_dict, learner_probe_logprobs,
-    prompt_token_logprobs, vllm_weight_items,
+    WeightSyncError,
+    check_sync,
+    engine_weight_name,
+    gathered_state_dict,
+    learner_probe_logprobs,
+    prompt_token_logprobs,
+    vllm_weight_items,
 )
 from itero.schema import ConfigError
 
 # vllm.SamplingParams fields (v0.8 – v0.11 signatures): a typo in the mapping would be a TypeError on a GPU only.
 VLLM_SAMPLING_FIELDS = {
-    "n", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "max_tokens", "min_tokens",
-    "logprobs", "prompt_logprobs", "detokenize", "skip_special_tokens", "include_stop_str_in_output", "ignore_eos",
+    "n",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "stop",
+    "stop_token_ids",
+    "max_tokens",
+    "min_tokens",
+    "logprobs",
+    "prompt_logprobs",
+    "detokenize",
+    "skip_special_tokens",
+    "include_stop_str_in_output",
+    "ignore_eos",
 }
 
 
@@ -41,7 +63,7 @@ class Completion:  # vllm.CompletionOutput
     token_ids: list
     text: str
     finish_reason: str
-    logprobs: Optional[list] = None
+    logprobs: list | None = None
 
 
 @dataclass
@@ -54,8 +76,18 @@ class RequestOutput:
 def test_sampled_params_map_one_to_one():
     p = SamplingParams(n=4, temperature=0.7, top_p=0.9, top_k=20, max_new_tokens=32, stop=("\n\n", "END"), seed=5)
     kw = sampling_params_to_vllm(p)
-    assert kw == dict(n=4, temperature=0.7, top_p=0.9, top_k=20, max_tokens=32, stop=["\n\n", "END"],
-                      include_stop_str_in_output=True, detokenize=True, seed=5, logprobs=0)
+    assert kw == dict(
+        n=4,
+        temperature=0.7,
+        top_p=0.9,
+        top_k=20,
+        max_tokens=32,
+        stop=["\n\n", "END"],
+        include_stop_str_in_output=True,
+        detokenize=True,
+        seed=5,
+        logprobs=0,
+    )
     assert set(kw) <= VLLM_SAMPLING_FIELDS
 
 
@@ -108,10 +140,20 @@ def _completion(index, ids, lps, reason, text="", extra=True):
 def test_outputs_become_the_hf_layout():
     prompts = [[5, 6, 7], [8]]
     outputs = [
-        RequestOutput([5, 6, 7], [_completion(1, [30], [-0.5], "stop", "b"),  # out of index order on purpose
-                                  _completion(0, [20, 21, 22], [-1.0, -2.0, -3.0], "length", "a")]),
-        RequestOutput([8], [_completion(0, [40, 41], [-0.25, -0.75], "stop", "c"),
-                            _completion(1, [50, 51, 52], [-0.1, -0.2, -0.3], "length", "d")]),
+        RequestOutput(
+            [5, 6, 7],
+            [
+                _completion(1, [30], [-0.5], "stop", "b"),  # out of index order on purpose
+                _completion(0, [20, 21, 22], [-1.0, -2.0, -3.0], "length", "a"),
+            ],
+        ),
+        RequestOutput(
+            [8],
+            [
+                _completion(0, [40, 41], [-0.25, -0.75], "stop", "c"),
+                _completion(1, [50, 51, 52], [-0.1, -0.2, -0.3], "length", "d"),
+            ],
+        ),
     ]
     b = outputs_to_batch(outputs, prompts, 2, pad_token_id=0, prompt_texts=["p0", "p1"], answers=["a0", "a1"])
     assert b.prompt_ids.tolist() == [[5, 6, 7], [5, 6, 7], [0, 0, 8], [0, 0, 8]]
@@ -157,8 +199,15 @@ def test_hf_batch_roundtrips_through_engine_outputs(policy, tokenizer, prompts):
             completions.append(_completion(j, ids, ref.sampler_logprobs[r, :n_tok].tolist(), reason))
         outputs.append(RequestOutput(list(p), completions))
     decode = lambda rows: tokenizer.batch_decode(rows, skip_special_tokens=True)
-    got = outputs_to_batch(outputs, prompts, params.n, pad_token_id=hf.pad_token_id, decode=decode,
-                           prompt_texts=[str(i) for i in range(len(prompts))], answers=list("abcd"))
+    got = outputs_to_batch(
+        outputs,
+        prompts,
+        params.n,
+        pad_token_id=hf.pad_token_id,
+        decode=decode,
+        prompt_texts=[str(i) for i in range(len(prompts))],
+        answers=list("abcd"),
+    )
     for name in ("prompt_ids", "prompt_mask", "response_ids", "response_mask", "group_ids", "truncated"):
         assert torch.equal(getattr(got, name), getattr(ref, name).cpu()), name
     assert torch.allclose(got.sampler_logprobs, ref.sampler_logprobs.cpu())
@@ -167,19 +216,29 @@ def test_hf_batch_roundtrips_through_engine_outputs(policy, tokenizer, prompts):
 
 # ---------------------------------------------------------------- weight names
 def test_wrapper_prefixes_are_stripped():
-    assert engine_weight_name("module.model.layers.0.self_attn.q_proj.weight") == "model.layers.0.self_attn.q_proj.weight"
+    assert (
+        engine_weight_name("module.model.layers.0.self_attn.q_proj.weight") == "model.layers.0.self_attn.q_proj.weight"
+    )
     assert engine_weight_name("module.module.lm_head.weight") == "lm_head.weight"
-    assert engine_weight_name(
-        "_fsdp_wrapped_module.model.layers.3._fsdp_wrapped_module._checkpoint_wrapped_module.mlp.up_proj.weight"
-    ) == "model.layers.3.mlp.up_proj.weight"
+    assert (
+        engine_weight_name(
+            "_fsdp_wrapped_module.model.layers.3._fsdp_wrapped_module._checkpoint_wrapped_module.mlp.up_proj.weight"
+        )
+        == "model.layers.3.mlp.up_proj.weight"
+    )
     assert engine_weight_name("_orig_mod.model.norm.weight") == "model.norm.weight"
     assert engine_weight_name("model.submodule.x") == "model.submodule.x"  # "module." only as the DDP wrapper
 
 
 def test_weight_items_skip_heads_and_rename():
     t = torch.zeros(2)
-    sd = {"module.model.embed_tokens.weight": t, "v_head.weight": t, "score.weight": t,
-          "model.layers.0.self_attn.rotary_emb.inv_freq": t, "lm_head.weight": t}
+    sd = {
+        "module.model.embed_tokens.weight": t,
+        "v_head.weight": t,
+        "score.weight": t,
+        "model.layers.0.self_attn.rotary_emb.inv_freq": t,
+        "lm_head.weight": t,
+    }
     items = list(vllm_weight_items(sd))
     assert [n for n, _ in items] == ["model.embed_tokens.weight", "lm_head.weight"]
     assert items[0][1] is t  # streamed, not copied
@@ -254,7 +313,11 @@ def test_generation_config_vllm_fields():
     g = GenerationConfig(backend="vllm", vllm_gpu_memory_utilization=0.3, tis_cap=2.0)
     assert (g.vllm_sleep_mode, g.vllm_prefix_caching, g.tis_cap) == (False, True, 2.0)
     assert GenerationConfig().tis_cap is None
-    for bad in (dict(vllm_gpu_memory_utilization=0.0), dict(vllm_gpu_memory_utilization=1.5), dict(tis_cap=0.0),
-                dict(backend="vllm", sampler="mixp")):
+    for bad in (
+        dict(vllm_gpu_memory_utilization=0.0),
+        dict(vllm_gpu_memory_utilization=1.5),
+        dict(tis_cap=0.0),
+        dict(backend="vllm", sampler="mixp"),
+    ):
         with pytest.raises((ValueError, ConfigError)):
             GenerationConfig(**bad)

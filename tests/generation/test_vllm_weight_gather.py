@@ -20,7 +20,9 @@ VOCAB = 40
 
 
 def _model():
-    return build_tiny_model(VOCAB, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=3)
+    return build_tiny_model(
+        VOCAB, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=3
+    )
 
 
 def _wrap(kind: str, model):
@@ -32,8 +34,12 @@ def _wrap(kind: str, model):
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-        return FSDP(model, auto_wrap_policy=ModuleWrapPolicy({Qwen2DecoderLayer}), device_id=torch.device("cpu"),
-                    use_orig_params=kind == "fsdp1_orig")
+        return FSDP(
+            model,
+            auto_wrap_policy=ModuleWrapPolicy({Qwen2DecoderLayer}),
+            device_id=torch.device("cpu"),
+            use_orig_params=kind == "fsdp1_orig",
+        )
     from torch.distributed.fsdp import fully_shard
 
     for layer in model.model.layers:

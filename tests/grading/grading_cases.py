@@ -4,6 +4,7 @@ Shared by test_cases.py and benchmarks/bench_grader.py. ``MATH_VERIFY_DIFFERS`` 
 case where Math-Verify 0.9 gives the other verdict (filled from a side-by-side run of the
 benchmark); agreement with it is not the goal, the policy in itero/grading is.
 """
+
 from __future__ import annotations
 
 
@@ -280,7 +281,12 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("interval", B("(-\\infty,2]\\cup(3,\\infty)"), "(-\\infty, 2) \\cup (3, \\infty)", False),
     ("interval", B("\\left(\\frac{3}{5},\\frac{8}{3}\\right]"), "(0.6, \\frac{8}{3}]", True),
     ("interval", B("\\left[\\frac{3}{5},\\frac{8}{3}\\right]"), "(0.6, \\frac{8}{3}]", False),
-    ("interval", B("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]"), "[\\frac{\\pi^2}{8},\\frac{5\\pi^2}{4}]", True),
+    (
+        "interval",
+        B("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]"),
+        "[\\frac{\\pi^2}{8},\\frac{5\\pi^2}{4}]",
+        True,
+    ),
     ("interval", B("[\\frac{\\pi^2}{8},\\frac{5\\pi^2}{4})"), "[\\frac{\\pi^2}{8},\\frac{5\\pi^2}{4}]", False),
     ("interval", B("(-\\sqrt{3}, \\sqrt{3})"), "(-\\sqrt3,\\sqrt3)", True),
     ("interval", B("(-\\sqrt{3}, \\sqrt{2})"), "(-\\sqrt3,\\sqrt3)", False),
@@ -332,18 +338,78 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("tuple", B("(2,4)"), "(4,2)", False),
     ("tuple", B("(\\frac{4}{2},4)"), "(2,4)", True),
     # ---------------- matrices ----------------
-    ("matrix", B("\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}"), "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix}-2\\\\-14\\\\-7\\end{pmatrix}"), "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix} -2 \\\\ -14 \\\\ 7 \\end{pmatrix}"), "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}", False),
-    ("matrix", B("\\begin{pmatrix} -2 \\\\ -7 \\\\ -14 \\end{pmatrix}"), "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}", False),
-    ("matrix", B("\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix} \\frac15 \\\\ -\\frac{18}{5} \\end{pmatrix}"), "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}"), "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{bmatrix} -1 & 0 \\\\ 0 & -1 \\end{bmatrix}"), "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix} -1 & 0 & 0 & -1 \\end{pmatrix}"), "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", False),
-    ("matrix", B("\\begin{pmatrix} -1 & 0 \\\\ 0 & 1 \\end{pmatrix}"), "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", False),
-    ("matrix", B("\\begin{pmatrix} 16/49 \\\\ 48/49 \\\\ 24/49 \\end{pmatrix}"), "\\begin{pmatrix} \\frac{16}{49} \\\\ \\frac{48}{49} \\\\ \\frac{24}{49} \\end{pmatrix}", True),
-    ("matrix", B("\\begin{pmatrix} 1 \\\\ \\sqrt{8} \\end{pmatrix}"), "\\begin{pmatrix} 1 \\\\ 2\\sqrt2 \\end{pmatrix}", True),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}"),
+        "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix}-2\\\\-14\\\\-7\\end{pmatrix}"),
+        "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -2 \\\\ -14 \\\\ 7 \\end{pmatrix}"),
+        "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}",
+        False,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -2 \\\\ -7 \\\\ -14 \\end{pmatrix}"),
+        "\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}",
+        False,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}"),
+        "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} \\frac15 \\\\ -\\frac{18}{5} \\end{pmatrix}"),
+        "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}"),
+        "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{bmatrix} -1 & 0 \\\\ 0 & -1 \\end{bmatrix}"),
+        "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -1 & 0 & 0 & -1 \\end{pmatrix}"),
+        "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+        False,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} -1 & 0 \\\\ 0 & 1 \\end{pmatrix}"),
+        "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}",
+        False,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} 16/49 \\\\ 48/49 \\\\ 24/49 \\end{pmatrix}"),
+        "\\begin{pmatrix} \\frac{16}{49} \\\\ \\frac{48}{49} \\\\ \\frac{24}{49} \\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrix",
+        B("\\begin{pmatrix} 1 \\\\ \\sqrt{8} \\end{pmatrix}"),
+        "\\begin{pmatrix} 1 \\\\ 2\\sqrt2 \\end{pmatrix}",
+        True,
+    ),
     # ---------------- equations ----------------
     ("equation", B("x=3"), "3", True),
     ("equation", B("x = 4"), "3", False),
@@ -457,7 +523,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("adversarial", B("-\\infty"), "\\infty", False),
 ]
 
-_EXTRACTION = "Math-Verify falls back to the last number of a response with no final answer; the policy gives it nothing"
+_EXTRACTION = (
+    "Math-Verify falls back to the last number of a response with no final answer; the policy gives it nothing"
+)
 _E_NOTATION = "Math-Verify reads the gold's e-notation with Euler's e (4.5e33 -> 4.5*E*33)"
 _SIG_FIGS = "Math-Verify compares decimals to a fixed precision; the policy accepts values that round to the gold's written digits"
 _CHOICE = "Math-Verify reads \\textbf{(C)} 12 as the product c*12 instead of choice C"
@@ -467,10 +535,16 @@ _COMPLEX = "Math-Verify keeps i as a plain symbol, so (1+i)^2/2, i^2 and 1/i are
 def _notes() -> dict[int, str]:
     by_gold_and_response = {
         ("7", "We get \\fbox{7}."): "Math-Verify does not read \\fbox",
-        ("15", "I computed 12 and then 15. The final answer is \\boxed{15"): "a truncated box earns nothing; Math-Verify takes the last number",
+        (
+            "15",
+            "I computed 12 and then 15. The final answer is \\boxed{15",
+        ): "a truncated box earns nothing; Math-Verify takes the last number",
         ("B", "Answer: (B)"): "Math-Verify does not extract a bare (B) after 'Answer:'",
         ("\\text{(E)}", "The answer is (E)."): "Math-Verify does not extract a bare (E) after 'The answer is'",
-        ("9", "<think>I keep thinking, perhaps \\boxed{9} but let me check"): "an unclosed <think> means the response was cut off while thinking",
+        (
+            "9",
+            "<think>I keep thinking, perhaps \\boxed{9} but let me check",
+        ): "an unclosed <think> means the response was cut off while thinking",
         ("1000000", None): "Math-Verify reads the thin spaces of 1\\,000\\,000 as a product 1*0*0",
         ("\\$36", None): "Math-Verify reads '36 dollars' as 36*d*o*l*l*a*r*s; a trailing unit word is a decoration",
         ("45^\\circ", None): "Math-Verify does not parse the unicode degree sign in 45°",

@@ -1,4 +1,5 @@
 """The hand-written case file: every case is one test (see grading_cases.py for the cases)."""
+
 from __future__ import annotations
 
 import sys
@@ -33,7 +34,23 @@ def test_case(index):
 def test_case_file_is_large_and_covers_every_category():
     categories = {category for category, *_ in CASES}
     assert len(CASES) >= 300
-    assert {"extract", "normalize", "rational", "wrong", "tolerance", "symbolic", "interval", "set",
-            "tuple", "matrix", "equation", "choice", "text", "complex", "malformed", "adversarial"} <= categories
+    assert {
+        "extract",
+        "normalize",
+        "rational",
+        "wrong",
+        "tolerance",
+        "symbolic",
+        "interval",
+        "set",
+        "tuple",
+        "matrix",
+        "equation",
+        "choice",
+        "text",
+        "complex",
+        "malformed",
+        "adversarial",
+    } <= categories
     positives = sum(expected for *_, expected in CASES)
     assert 0.3 < positives / len(CASES) < 0.7, "keep the file balanced between accepts and rejects"

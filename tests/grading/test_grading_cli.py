@@ -1,9 +1,9 @@
 """itero grade sub-command: file grading, malformed input, self-check."""
+
 from __future__ import annotations
 
 import argparse
 import json
-
 
 from itero.grading import cli
 

@@ -1,4 +1,5 @@
 """What extract_answer returns, exactly (the case file only checks the final verdict)."""
+
 from __future__ import annotations
 
 import pytest

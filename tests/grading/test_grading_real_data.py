@@ -2,6 +2,7 @@
 
 A subset keeps the suite fast; ``itero grade --check`` runs the full data.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

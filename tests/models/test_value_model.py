@@ -5,13 +5,13 @@ import copy
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 from transformers import Qwen2ForSequenceClassification
 
 from itero.algorithms import ppo
 from itero.models.tiny_rm import build_tiny_reward_model
 from itero.models.value import HEAD_FILE, ValueModel, compute_values, forward_values
 from itero.training.learner import Learner, OptimConfig
-from helpers import text_batch, tiny
 
 # different prompt lengths (left padding) and response lengths (right padding)
 PROMPTS, RESPONSES = ["12+3=", "p"], ["15", "a longer response"]
@@ -32,8 +32,10 @@ def random_head(critic, seed=1):
 
 def unpadded(batch, row):
     """Prompt ids, response ids (EOS included) of one row without padding."""
-    return (batch.prompt_ids[row][batch.prompt_mask[row]].tolist(),
-            batch.response_ids[row][batch.response_mask[row]].tolist())
+    return (
+        batch.prompt_ids[row][batch.prompt_mask[row]].tolist(),
+        batch.response_ids[row][batch.response_mask[row]].tolist(),
+    )
 
 
 def test_from_policy_head_starts_at_zero(tmp_path):
@@ -95,7 +97,8 @@ def test_from_reward_model_values_are_the_rm_scores_of_each_prefix(tmp_path):
             torch.testing.assert_close(values[row, : len(response)], torch.stack(scores), rtol=1e-5, atol=1e-5)
             text_ids = prompt + tok.encode(RESPONSES[row], add_special_tokens=False)
             assert values[row, len(response) - 1].item() == pytest.approx(
-                rm(input_ids=torch.tensor([text_ids])).logits[0, 0].item(), abs=1e-5)
+                rm(input_ids=torch.tensor([text_ids])).logits[0, 0].item(), abs=1e-5
+            )
 
 
 def test_from_reward_model_refuses_several_labels(tmp_path):
@@ -112,7 +115,9 @@ LEARNER_RESPONSES = ["12+3=15.", "7", "x=1, y=22", "ab", "hello world", "0", "99
 
 
 def value_batch(tok, critic):
-    batch = text_batch(tok, ["p1", "prompt 2"] * 4, LEARNER_RESPONSES, scores=[1.0, 0.0, -1.0, 0.5, 1.0, 0.0, 1.0, -0.5])
+    batch = text_batch(
+        tok, ["p1", "prompt 2"] * 4, LEARNER_RESPONSES, scores=[1.0, 0.0, -1.0, 0.5, 1.0, 0.0, 1.0, -0.5]
+    )
     v_now = compute_values(critic, batch, micro_batch_size=4)
     cfg = ppo.Config(beta=0.0, value_epsilon=0.2)
     # V_old = V_now + U(−0.4, 0.4): some tokens move past ε_v (clipped branch or not), some stay inside

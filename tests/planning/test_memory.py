@@ -22,8 +22,15 @@ def test_qwen25_7b_params_by_hand():
     assert by_hand == P == QWEN25_7B.params() == KNOWN_MODELS["Qwen/Qwen2.5-7B"].params()
 
 
-@pytest.mark.parametrize("name", ["meta-llama/Meta-Llama-3-8B", "realtreetune/rho-1b-sft-MATH",
-                                  "meta-llama/Llama-3.2-1B", "sfairXC/FsfairX-LLaMA3-RM-v0.1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "meta-llama/Meta-Llama-3-8B",
+        "realtreetune/rho-1b-sft-MATH",
+        "meta-llama/Llama-3.2-1B",
+        "sfairXC/FsfairX-LLaMA3-RM-v0.1",
+    ],
+)
 def test_params_match_the_hf_classes(name):
     # built on the meta device: the real layout (ties, score head) without allocating or downloading
     import torch
@@ -35,19 +42,35 @@ def test_params_match_the_hf_classes(name):
 
     s = KNOWN_MODELS[name]
     cls = LlamaForSequenceClassification if s.head == "score" else LlamaForCausalLM
-    config = LlamaConfig(hidden_size=s.hidden, num_hidden_layers=s.layers, num_attention_heads=s.heads,
-                         num_key_value_heads=s.kv_heads, intermediate_size=s.intermediate, vocab_size=s.vocab,
-                         tie_word_embeddings=s.tie_embeddings, num_labels=1, pad_token_id=0)
+    config = LlamaConfig(
+        hidden_size=s.hidden,
+        num_hidden_layers=s.layers,
+        num_attention_heads=s.heads,
+        num_key_value_heads=s.kv_heads,
+        intermediate_size=s.intermediate,
+        vocab_size=s.vocab,
+        tie_word_embeddings=s.tie_embeddings,
+        num_labels=1,
+        pad_token_id=0,
+    )
     with torch.device("meta"):
         model = cls(config)
     assert s.params() == sum(p.numel() for p in model.parameters())
 
 
 def test_local_config_json_wins(tmp_path):
-    config = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584,
-              "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
-              "intermediate_size": 18944, "vocab_size": 152064, "tie_word_embeddings": False,
-              "max_position_embeddings": 4096}
+    config = {
+        "model_type": "qwen2",
+        "architectures": ["Qwen2ForCausalLM"],
+        "hidden_size": 3584,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "vocab_size": 152064,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 4096,
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     shape, source = resolve_shape(str(tmp_path))
     assert shape.params() == P and source.endswith("config.json") and shape.max_positions == 4096
@@ -91,8 +114,9 @@ def test_kv_cache_and_peak():
     est = estimate(roles, _dist(strategy="zero3"), weight_bytes=2, train_rows=2, gen_rows=64, tokens=1024)
     assert est.generation == 57_344 * 64 * 1024
     assert est.peak == est.states + max(est.generation, est.activations)
-    vllm = estimate(roles, _dist(strategy="zero3"), weight_bytes=2, train_rows=2, gen_rows=64, tokens=1024,
-                    vllm_utilization=0.5)
+    vllm = estimate(
+        roles, _dist(strategy="zero3"), weight_bytes=2, train_rows=2, gen_rows=64, tokens=1024, vllm_utilization=0.5
+    )
     assert vllm.generation == 40 * GiB and vllm.peak == vllm.states + vllm.generation + vllm.activations
 
 
@@ -105,14 +129,22 @@ def test_too_small_gpu_warns_with_what_to_change():
     assert fits(est, 80) == []
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["distributed.num_processes=12", "distributed.num_nodes=5"], ["distributed.num_processes=12", "num_nodes=5", "divisible"]),
-    (["distributed.strategy=zero1"], ["distributed.strategy", "'zero1'", "'zero3'", "'fsdp'"]),
-    (["distributed.num_processes=3", "training.batch_size=32", "training.micro_batch_size=1"],
-     ["training.batch_size=32", "distributed.num_processes=3"]),
-    (["distributed.gpu_memory_gb=0"], ["distributed.gpu_memory_gb", "greater than 0"]),
-    (["distributed.reference_device=disk"], ["distributed.reference_device", "'same'", "'cpu'"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (
+            ["distributed.num_processes=12", "distributed.num_nodes=5"],
+            ["distributed.num_processes=12", "num_nodes=5", "divisible"],
+        ),
+        (["distributed.strategy=zero1"], ["distributed.strategy", "'zero1'", "'zero3'", "'fsdp'"]),
+        (
+            ["distributed.num_processes=3", "training.batch_size=32", "training.micro_batch_size=1"],
+            ["training.batch_size=32", "distributed.num_processes=3"],
+        ),
+        (["distributed.gpu_memory_gb=0"], ["distributed.gpu_memory_gb", "greater than 0"]),
+        (["distributed.reference_device=disk"], ["distributed.reference_device", "'same'", "'cpu'"]),
+    ],
+)
 def test_bad_distributed_config_says_what_to_change(overrides, words):
     with pytest.raises(ConfigError) as err:
         load_config(None, overrides)

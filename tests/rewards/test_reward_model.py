@@ -92,7 +92,9 @@ def test_saved_tiny_reward_model_loads_back_and_batched_scores_equal_direct_forw
 
     direct = torch.tensor([direct_score(model, tok, p + r) for p, r in zip(PROMPTS, RESPONSES)])
     assert direct.std() > 1e-3
-    batched = RewardModel.from_pretrained(tmp_path, batch_size=4).raw_scores(PROMPTS, RESPONSES)  # lengths 5..43: padded
+    batched = RewardModel.from_pretrained(tmp_path, batch_size=4).raw_scores(
+        PROMPTS, RESPONSES
+    )  # lengths 5..43: padded
     single = RewardModel(loaded, loaded_tok, batch_size=1).raw_scores(PROMPTS, RESPONSES)
     torch.testing.assert_close(batched, direct, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(single, direct, atol=1e-5, rtol=1e-5)

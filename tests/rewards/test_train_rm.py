@@ -32,8 +32,26 @@ def write_jsonl(path: Path, rows: list) -> Path:
 def test_train_rm_learns_the_sum_rule_and_the_saved_folder_reproduces_its_metrics(tmp_path, capsys):
     data = write_jsonl(tmp_path / "prefs.jsonl", sum_pairs(400))
     out = tmp_path / "rm"
-    rc = main(["train-rm", str(data), "--base", "tiny", "--out", str(out), "--epochs", "6", "--lr", "3e-3",
-               "--batch-size", "16", "--val-fraction", "0.25", "--seed", "0"])
+    rc = main(
+        [
+            "train-rm",
+            str(data),
+            "--base",
+            "tiny",
+            "--out",
+            str(out),
+            "--epochs",
+            "6",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "16",
+            "--val-fraction",
+            "0.25",
+            "--seed",
+            "0",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val_pairs"] == 100 and metrics["train_pairs"] == 300
@@ -58,10 +76,18 @@ def test_train_rm_learns_the_sum_rule_and_the_saved_folder_reproduces_its_metric
 
 
 BAD = {
-    "malformed": ([{"prompt": "a", "chosen": "b", "rejected": "c"}, '{"prompt": "a", "chosen": '], ":2: malformed JSON"),
-    "missing": ([{"prompt": "a", "chosen": "b", "rejected": "c"}, "", {"prompt": "a", "rejected": "c"}], ":3: missing field 'chosen'"),
-    "not_a_string": ([{"prompt": "a", "chosen": "b", "rejected": "c"}, "", "", {"prompt": "a", "chosen": ["b"], "rejected": "c"}],
-                     ":4: field 'chosen' must be a string"),
+    "malformed": (
+        [{"prompt": "a", "chosen": "b", "rejected": "c"}, '{"prompt": "a", "chosen": '],
+        ":2: malformed JSON",
+    ),
+    "missing": (
+        [{"prompt": "a", "chosen": "b", "rejected": "c"}, "", {"prompt": "a", "rejected": "c"}],
+        ":3: missing field 'chosen'",
+    ),
+    "not_a_string": (
+        [{"prompt": "a", "chosen": "b", "rejected": "c"}, "", "", {"prompt": "a", "chosen": ["b"], "rejected": "c"}],
+        ":4: field 'chosen' must be a string",
+    ),
 }
 
 
@@ -103,7 +129,11 @@ def test_base_causal_lm_folder_gets_a_one_label_head(tmp_path, capsys):
     from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 
     tok = build_char_tokenizer()
-    save_tiny(tmp_path / "lm", build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64), tok)
+    save_tiny(
+        tmp_path / "lm",
+        build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64),
+        tok,
+    )
     data = write_jsonl(tmp_path / "prefs.jsonl", sum_pairs(8))
     rc = main(["train-rm", str(data), "--base", str(tmp_path / "lm"), "--out", str(tmp_path / "rm"), "--lr", "1e-3"])
     assert rc == 0, capsys.readouterr().err

@@ -1,11 +1,10 @@
 import pytest
-import torch
+from helpers import text_batch, tiny
 
 from itero.config import ConfigError, load_config
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator, Mixture
 from itero.samplers.sources import MIXP_WEIGHTS, Source, generate, interleave, plan
-from helpers import text_batch, tiny
 
 
 def test_plans_split_n_in_source_order():
@@ -14,7 +13,9 @@ def test_plans_split_n_in_source_order():
     assert plan("gshf", 4) == [Source("ref", 2), Source("policy", 2)]
     assert plan("mixp", 2) == [Source("policy", 1, (1.5, -0.5)), Source("policy", 1, (0.5, 0.5))]
     assert plan("mixp", 4, on_policy_samples=2) == [
-        Source("policy", 2), Source("policy", 1, MIXP_WEIGHTS[0]), Source("policy", 1, MIXP_WEIGHTS[1]),
+        Source("policy", 2),
+        Source("policy", 1, MIXP_WEIGHTS[0]),
+        Source("policy", 1, MIXP_WEIGHTS[1]),
     ]
     with pytest.raises(ValueError, match="must be even"):
         plan("gshf", 3)
@@ -79,5 +80,11 @@ def test_online_never_loads_the_reference(two_models):
     def no_reference():
         raise AssertionError("online sampling must not load the reference model")
 
-    batch = generate(HFGenerator(policy, tok), no_reference, [[5, 6]], SamplingParams(n=3, seed=1, max_new_tokens=4), plan("online", 3))
+    batch = generate(
+        HFGenerator(policy, tok),
+        no_reference,
+        [[5, 6]],
+        SamplingParams(n=3, seed=1, max_new_tokens=4),
+        plan("online", 3),
+    )
     assert batch.batch_size == 3

@@ -5,13 +5,13 @@ import copy
 
 import pytest
 import torch
+from helpers import text_batch, tiny
 
 from itero.algorithms import sft
 from itero.batch import RolloutBatch
 from itero.distributed import Dist
 from itero.training import sharding
 from itero.training.learner import Learner, OptimConfig
-from helpers import text_batch, tiny
 
 
 def trained_optimizer(model):
@@ -101,7 +101,14 @@ def test_map_rows_gathers_every_row_and_balanced_gives_each_rank_the_same_count(
         ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}, "zero2"),
         ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "0"}, "ddp"),
         ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "FULL_SHARD"}, "fsdp"),
-        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "FULL_SHARD", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "zero2"),
+        (
+            {
+                "ACCELERATE_USE_FSDP": "true",
+                "FSDP_SHARDING_STRATEGY": "FULL_SHARD",
+                "FSDP_RESHARD_AFTER_FORWARD": "false",
+            },
+            "zero2",
+        ),
         ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "NO_SHARD"}, "ddp"),
     ],
 )
