@@ -97,7 +97,7 @@ class Runtime:
             if saved is not None and saved.exists():
                 model = ValueModel.from_policy(saved)
             elif a.value_model == "reward_model":
-                model = ValueModel.from_reward_model(a.value_model_path)
+                model = ValueModel.from_reward_model(a.value_model_path, score_norm=self.critic_score_norm())
             else:
                 initial = self.initial_checkpoint
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
@@ -107,6 +107,23 @@ class Runtime:
             self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
             self.critic_source = source
         return self.critic
+
+    def critic_score_norm(self) -> tuple[float, float] | None:
+        """(mean, std) that turn the critic's reward model's scores into this run's rewards: the running
+        normaliser's state after the first scored batch (the critic is built at iteration 1), when the
+        reward is that same reward model with ``normalize``; None where rewards are its raw scores."""
+        import json
+
+        from itero.rewards.reward_model import RunningNorm
+
+        r, a = self.cfg.reward, self.cfg.algorithm
+        state = self.run / "iter_1" / "reward_norm.json"
+        same_model = r.name == "model" and Path(r.model_path).resolve() == Path(a.value_model_path).resolve()
+        if not (same_model and r.normalize and state.exists()):
+            return None
+        norm = RunningNorm()
+        norm.load_state_dict(json.loads(state.read_text()))
+        return norm.mean, norm.std + norm.eps  # the normaliser divides by std + eps
 
     def frozen_model(self, path: str) -> torch.nn.Module:
         """A frozen causal LM loaded once (RTO's DPO policy)."""

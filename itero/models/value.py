@@ -38,24 +38,43 @@ class ValueModel(nn.Module):
         from transformers import AutoModel
 
         backbone = AutoModel.from_pretrained(str(path), dtype=dtype)
-        head = nn.Linear(backbone.config.hidden_size, 1, bias=False)
         head_file = Path(path) / HEAD_FILE
-        if head_file.exists():
-            head.load_state_dict(torch.load(head_file, weights_only=True))
+        state = torch.load(head_file, weights_only=True) if head_file.exists() else None
+        # a critic started from a normalised reward model carries the normaliser's offset as a bias
+        head = nn.Linear(backbone.config.hidden_size, 1, bias=state is not None and "bias" in state)
+        if state is not None:
+            head.load_state_dict(state)
         else:
             nn.init.zeros_(head.weight)
         return cls(backbone, head)
 
     @classmethod
-    def from_reward_model(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> ValueModel:
-        """Backbone and score head of a sequence classifier with one label (``itero train-rm`` output)."""
+    def from_reward_model(
+        cls, path: str | Path, dtype: torch.dtype = torch.float32, score_norm: tuple[float, float] | None = None
+    ) -> ValueModel:
+        """Backbone and score head of a sequence classifier with one label (``itero train-rm`` output).
+
+        ``score_norm``: the (mean, std) with which the run normalises this RM's scores into rewards. The
+        head then predicts normalised scores, (w·h + b − mean) / std, so V(s) is on the scale of the
+        returns it has to fit: with raw scores a critic whose RM scores spread more than the normalised
+        rewards starts with a negative explained variance (OpenRLHF's critic normalises the same way).
+        """
         from transformers import AutoModelForSequenceClassification
 
         rm = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype)
         if rm.config.num_labels != 1:
             raise ValueError(f"{path}: a reward model for a value head needs num_labels=1, has {rm.config.num_labels}")
-        head = nn.Linear(rm.score.in_features, 1, bias=False)
-        head.weight.data.copy_(rm.score.weight.data)
+        weight = rm.score.weight.data.float()
+        bias = rm.score.bias.data.float() if rm.score.bias is not None else None
+        if score_norm is not None:
+            mean, std = score_norm
+            weight = weight / std
+            bias = ((bias if bias is not None else torch.zeros(1)) - mean) / std
+        head = nn.Linear(rm.score.in_features, 1, bias=bias is not None)
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            if bias is not None:
+                head.bias.copy_(bias)
         return cls(rm.base_model, head)
 
     def save_pretrained(self, path: str | Path, state_dict: dict[str, Tensor] | None = None) -> None:

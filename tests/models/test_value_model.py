@@ -101,6 +101,25 @@ def test_from_reward_model_values_are_the_rm_scores_of_each_prefix(tmp_path):
             )
 
 
+def test_from_reward_model_with_the_reward_normaliser_predicts_normalised_scores(tmp_path):
+    _, tok = tiny()
+    rm = build_tiny_reward_model(tok, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, seed=3)
+    rm.save_pretrained(tmp_path / "rm")
+    raw = ValueModel.from_reward_model(tmp_path / "rm")
+    critic = ValueModel.from_reward_model(tmp_path / "rm", score_norm=(0.7, 2.5))
+    batch = text_batch(tok, PROMPTS, RESPONSES)
+    with torch.no_grad():
+        before, after = forward_values(raw, batch), forward_values(critic, batch)
+    m = batch.response_mask
+    torch.testing.assert_close(after[m], (before[m] - 0.7) / 2.5, rtol=1e-5, atol=1e-6)
+    assert (after[~m] == 0).all()
+    # saved and reloaded as a critic checkpoint, the offset survives
+    critic.save_pretrained(tmp_path / "critic")
+    reloaded = ValueModel.from_policy(tmp_path / "critic")
+    with torch.no_grad():
+        torch.testing.assert_close(forward_values(reloaded, batch), after)
+
+
 def test_from_reward_model_refuses_several_labels(tmp_path):
     _, tok = tiny()
     rm = build_tiny_reward_model(tok, hidden_size=32, num_layers=1)
