@@ -1,11 +1,13 @@
-"""Math benchmarks: problems and gold answers from local JSON Lines files, or a hub dataset on request.
+"""Math benchmarks: problems and gold answers from their public Hugging Face datasets or local JSON Lines files.
 
 A benchmark is a name, a source and the fields holding the problem and the gold answer. The six
-built-in names read the copies in the data folder (``../shared/data`` beside the repo by default),
-whose rows all carry the uniform fields ``problem`` and ``gold_answer`` (its README says how each
-gold answer was derived). A spec string adds a benchmark without code:
+built-in names read their public source (``itero.data.SOURCES``: dataset id, config, split, and how the
+gold answer is derived) through ``datasets``, which caches them. A local folder laid out as
+``<name>/test.jsonl`` replaces the hub: ``--data-dir DIR`` (``eval.data_dir``) first, else the
+``ITERO_DATA_DIR`` environment variable. Both paths give rows with the uniform fields ``problem`` and
+``gold_answer``. A spec string adds a benchmark without code:
 
-    math500                                    built-in: <data_dir>/math500/test.jsonl
+    math500                                    built-in: the hub, or <data dir>/math500/test.jsonl
     mine=path/to/file.jsonl                    fields problem / gold_answer
     mine=path/to/file.jsonl:question:answer    problem field, answer field
     math500=hf:HuggingFaceH4/MATH-500@test:problem:answer
@@ -19,19 +21,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from itero.grading.check import default_data_dir
+from itero.data import DATA_DIR_ENV, SOURCES, data_dir_override
 from itero.schema import ConfigError
+from itero.tasks.hub import HUB_PREFIX, read_hub, read_source
 from itero.tasks.jsonl import DataFileError, read_jsonl
 
-BUILTIN = {
-    "math500": "math500/test.jsonl",
-    "gsm8k": "gsm8k/test.jsonl",
-    "aime24": "aime24/test.jsonl",
-    "amc23": "amc23/test.jsonl",
-    "minerva_math": "minerva_math/test.jsonl",
-    "olympiadbench": "olympiadbench/test.jsonl",
-}
-HUB_PREFIX = "hf:"
+BENCHMARKS = ("math500", "gsm8k", "aime24", "amc23", "minerva_math", "olympiadbench")
+BUILTIN = {name: SOURCES[name].local for name in BENCHMARKS}  # name -> its file inside a local data folder
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")  # names become file names in the output folder
 
 
@@ -83,10 +79,9 @@ def load_benchmark(
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     fields = (spec.problem_field, spec.answer_field)
     if spec.source.startswith(HUB_PREFIX):
-        rows, source = _read_hub(spec.source, fields), spec.source
+        rows, source = read_hub(spec.source, fields, local_copy=False), spec.source
     else:
-        path = _resolve(spec, data_dir)
-        rows, source = read_jsonl(path, required=fields), str(path)
+        rows, source = _read_builtin(spec, data_dir, fields) if spec.builtin else _read_file(spec, fields)
     if not rows:
         raise DataFileError(f"{source}: benchmark {spec.name!r} has no rows")
     rows = rows[:limit] if limit else rows
@@ -98,39 +93,27 @@ def load_benchmark(
     )
 
 
-def _resolve(spec: BenchmarkSpec, data_dir: str | Path | None) -> Path:
-    if not spec.builtin:
-        return Path(spec.source).expanduser()
-    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+def _read_builtin(spec: BenchmarkSpec, data_dir: str | Path | None, fields) -> tuple[list[dict], str]:
+    """A local folder if one is given (argument, then $ITERO_DATA_DIR), else the public source."""
+    folder = data_dir_override(data_dir)
+    if folder is None:
+        source = SOURCES[spec.name]
+        hint = f"for a local copy give --data-dir DIR (eval.data_dir) or set {DATA_DIR_ENV}=DIR, with DIR/{spec.source}"
+        return read_source(spec.name, source, fields, hint), source.spec
     path = folder / spec.source
     if not path.exists():
         raise DataFileError(
-            f"{path}: file does not exist; benchmark {spec.name!r} is read from <data dir>/{spec.source}, "
-            "give the data folder with --data-dir (eval.data_dir in a config)"
+            f"{path}: file does not exist; benchmark {spec.name!r} is read from <data dir>/{spec.source} "
+            f"(--data-dir, eval.data_dir or {DATA_DIR_ENV}); without any of them it comes from the hub"
         )
-    return path
+    return read_jsonl(path, required=fields), str(path)
+
+
+def _read_file(spec: BenchmarkSpec, fields) -> tuple[list[dict], str]:
+    path = Path(spec.source).expanduser()
+    return read_jsonl(path, required=fields), str(path)
 
 
 def _answer_text(value) -> str:
     # A list of answers (OlympiadBench's final_answer) is one answer with several parts.
     return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-
-
-def _read_hub(source: str, fields: tuple[str, ...]) -> list[dict]:
-    """Rows of a hub dataset, with the same checks as a file (a row number stands in for the line)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataFileError(
-            f"{source}: reading a hub dataset needs the `datasets` package (pip install datasets), "
-            "or save it as JSON Lines and give the file"
-        ) from None
-    name, _, split = source[len(HUB_PREFIX) :].partition("@")
-    name, _, config = name.partition("#")
-    rows = []
-    for index, row in enumerate(datasets.load_dataset(name, config or None, split=split or "test"), 1):
-        for field in fields:
-            if row.get(field) is None:
-                raise DataFileError(f"{source}:row {index}: missing field {field!r} (fields present: {', '.join(row)})")
-        rows.append(dict(row))
-    return rows

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from itero.data import default_data_dir  # lives in itero.data; grading/cli imports it from here
+
 from .equivalence import analyse
 from .grader import Verdict, grade_batch
 
@@ -23,10 +25,6 @@ DATASETS = {
 }
 REQUIRED_REJECTION = 0.999
 DEFAULT_SHIFTS = tuple(range(1, 11))
-
-
-def default_data_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 @dataclass

@@ -1,14 +1,15 @@
-"""Problems from JSON Lines files (prompt sets, benchmarks), with errors that name file, line and field."""
+"""Problems from JSON Lines files or hub datasets (prompt sets, benchmarks), with errors that name file, line and field."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from itero.errors import IteroError
 from itero.tasks.arithmetic import Problem
 
 
-class DataFileError(ValueError):
+class DataFileError(IteroError, ValueError):
     pass
 
 
@@ -41,7 +42,14 @@ def read_problems(
     answer_field: str = "gold_answer",
     solution_field: str | None = None,
 ) -> list[Problem]:
-    rows = read_jsonl(path, required=(prompt_field, answer_field))
+    """Problems from a JSONL file, or from ``hf:NAME[#CONFIG][@SPLIT]`` (split ``train`` unless given)."""
+    required = (prompt_field, answer_field)
+    if str(path).startswith("hf:"):
+        from itero.tasks.hub import read_hub  # imported here: the hub module needs this one's DataFileError
+
+        rows = read_hub(str(path), required, default_split="train")
+    else:
+        rows = read_jsonl(path, required=required)
     return [
         Problem(
             prompt=str(r[prompt_field]),
