@@ -10,19 +10,17 @@ the worker (``symbolic=True``: always decides).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 
 from .normalize import MAX_ANSWER_CHARS, compact, normalize
 from .numeric import TooBig, exact_value
-from .screen import floats_differ, floats_within
+from .relations import bound_as_inequality, has_symbols, is_label_ast
+from .screen import float_value, floats_differ
 from .structure import parse_answer
 
-_ACCEPT_STRENGTH = ["structural", "rational", "tolerance", "symbolic", "numeric"]
-_CHOICE_GOLD_RE = re.compile(r"^\(?([A-E])\)?(?:\s+(.+))?$")
-_CHOICE_LETTER_RE = re.compile(r"(?<![A-Za-z\\])\(?([A-E])\)?(?![A-Za-z])")
+_ACCEPT_STRENGTH = ["structural", "rational", "decimal", "symbolic", "numeric"]
+RELATIVE_TOLERANCE = 1e-6 * (1 + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -42,22 +40,26 @@ def analyse(answer: str) -> Analysed:
     return Analysed(normalized, compact(normalized), parse_answer(normalized))
 
 
-def gold_tolerance(node: tuple):
-    """Half a unit in the last written digit when the gold is a rounded decimal or e-notation."""
-    if node[0] == "neg":
-        return gold_tolerance(node[1])
-    if node[0] == "n":
-        return node[2]
-    if node[0] == "*" and len(node[1]) == 2 and node[1][0][0] == "n" and node[1][0][2] is not None:
-        power = node[1][1]
-        if power[0] == "^" and power[1] == ("n", Fraction(10), None):
-            try:
-                exponent = exact_value(power[2])
-            except TooBig:
-                return None
-            if exponent is not None and exponent[1] == 0 and exponent[0].denominator == 1 and abs(exponent[0]) < 400:
-                return node[1][0][2] * Fraction(10) ** int(exponent[0])
-    return None
+def decimal_unit(node: tuple):
+    """One unit in the last written digit of the least precise decimal literal in ``node`` (None if none)."""
+    kind = node[0]
+    if kind == "n":
+        return None if node[2] is None else 2 * node[2]
+    children = (
+        node[1] if kind in ("+", "*") else node[2] if kind == "f" else node[1:] if kind in ("/", "^", "neg") else ()
+    )
+    units = [unit for unit in map(decimal_unit, children) if unit is not None]
+    return max(units) if units else None
+
+
+def numbers_agree(pred: float, gold: float, unit) -> bool:
+    """The numeric policy for a written decimal: equal to a relative 1e-6, and closer than its last digit.
+
+    ``\\frac{1}{12}`` and 0.0833333333333333 agree, so do 0.066666793 and 0.0666668; a decimal is never
+    a window around itself (gold 2.23 rejects 2.232, gold 0.1 rejects 0.149, gold 1e5 rejects 140000).
+    """
+    gap = abs(pred - gold)
+    return gap <= RELATIVE_TOLERANCE * max(abs(pred), abs(gold)) and gap < float(unit)
 
 
 @lru_cache(maxsize=8192)
@@ -78,23 +80,8 @@ def canonical(node: tuple) -> tuple:
     return node
 
 
-def has_symbols(node: tuple) -> bool:
-    if node[0] == "s":
-        return True
-    children = (
-        node[1]
-        if node[0] in ("+", "*")
-        else node[2]
-        if node[0] == "f"
-        else node[1:]
-        if node[0] in ("/", "^", "neg")
-        else ()
-    )
-    return any(has_symbols(child) for child in children)
-
-
-def _is_symbol(node: tuple) -> bool:
-    return node[0] == "s"
+def _max_unit(a, b):
+    return b if a is None else a if b is None else max(a, b)
 
 
 class Comparer:
@@ -113,26 +100,28 @@ class Comparer:
     def expr(self, pred: tuple, gold: tuple):
         if pred == gold or canonical(pred) == canonical(gold):
             return self._note(True, "structural")
-        tolerance = gold_tolerance(gold)
+        unit = _max_unit(decimal_unit(pred), decimal_unit(gold))
+        if unit is not None and (has_symbols(pred) or has_symbols(gold)):
+            unit = None  # the decimal policy is for numbers, never for a formula in variables
         try:
             exact_pred, exact_gold = exact_value(pred), exact_value(gold)
         except TooBig:
             exact_pred = exact_gold = None
         if exact_pred is not None and exact_gold is not None:
-            if tolerance is not None and exact_pred[1] == 0 == exact_gold[1] and exact_pred != exact_gold:
-                return self._note(abs(exact_pred[0] - exact_gold[0]) <= tolerance, "tolerance")
-            return self._note(exact_pred == exact_gold, "rational")
-        if tolerance is not None and has_symbols(pred):
-            tolerance = None  # a rounding tolerance is for numbers, never for a formula in variables
-        if tolerance is not None and floats_within(pred, gold, tolerance):
-            return self._note(True, "tolerance")
-        if floats_differ(pred, gold, tolerance):
+            if exact_pred == exact_gold or unit is None or exact_pred[1] != 0 or exact_gold[1] != 0:
+                return self._note(exact_pred == exact_gold, "rational")
+            return self._note(numbers_agree(float(exact_pred[0]), float(exact_gold[0]), unit), "decimal")
+        if unit is not None:
+            a, b = float_value(pred), float_value(gold)
+            if a is not None and b is not None and not a[0].imag and not b[0].imag:
+                return self._note(numbers_agree(a[0].real, b[0].real, unit), "decimal")
+        if floats_differ(pred, gold):
             return self._note(False, "float")
         if not self.symbolic:
             return None
         from .symbolic import expr_equal
 
-        result, method = expr_equal(pred, gold, tolerance)
+        result, method = expr_equal(pred, gold)
         return self._note(result, method)
 
     def _note(self, result: bool, method: str) -> bool:
@@ -145,16 +134,51 @@ class Comparer:
             return self.answers(pred[1][0], gold)
         if gk == "set" and len(gold[1]) == 1 and pk != "set":
             return self.answers(pred, gold[1][0])
+        unlabelled = self._unlabel(pred, gold)
+        if unlabelled is not None:
+            return self.answers(*unlabelled)
+        if gk in ("bound", "ineq") or pk in ("bound", "ineq"):
+            return self._relation(pred, gold)
         if gk == "text" or pk == "text":
             return self._note(pk == gk and pred[1] == gold[1], "text")
+        if gk == "labelled":
+            return self._note(False, "label")
         if gk == "expr":
-            if pk == "eq" and _is_symbol(pred[1]):
-                return self.expr(pred[2], gold[1])
             return self.expr(pred[1], gold[1]) if pk == "expr" else self._note(False, "shape")
         if gk == "eq":
-            if pk == "expr" and _is_symbol(gold[1]):
-                return self.expr(pred[1], gold[2])
             return self._equation(pred, gold) if pk == "eq" else self._note(False, "shape")
+        return self._collection(pred, gold)
+
+    def _unlabel(self, pred: tuple, gold: tuple):
+        """Labels stripped: "(p,q)=(3,2)" vs "(3,2)"; two labelled answers keep their labels only if equal."""
+        pk, gk = pred[0], gold[0]
+        if pk == "labelled" and gk == "labelled":
+            return (pred[2], gold[2]) if pred[1] == gold[1] else None
+        if pk == "labelled" and gk != "eq":
+            return pred[2], gold
+        if gk == "labelled" and pk != "eq":
+            return pred, gold[2]
+        if pk == "eq" and gk != "eq" and is_label_ast(pred[1]):
+            return ("expr", pred[2]), (gold[2] if gk == "labelled" else gold)
+        if gk == "eq" and pk != "eq" and is_label_ast(gold[1]):
+            return pred, ("expr", gold[2])
+        return None
+
+    def _relation(self, pred: tuple, gold: tuple):
+        pk, gk = pred[0], gold[0]
+        if pk == "bound" and gk == "bound" and canonical(pred[1]) == canonical(gold[1]):
+            return self.answers(pred[2], gold[2])
+        if pk == "bound" and gk == "seq":
+            return self.answers(pred[2], gold)
+        if gk == "bound" and pk == "seq":
+            return self.answers(pred, gold[2])
+        pred, gold = _as_inequality(pred), _as_inequality(gold)
+        if pred is None or gold is None or pred[0] != "ineq" or gold[0] != "ineq" or pred[1] != gold[1]:
+            return self._note(False, "relation")
+        return self.expr(pred[2], gold[2])
+
+    def _collection(self, pred: tuple, gold: tuple):
+        pk, gk = pred[0], gold[0]
         if gk == "set":
             if pk == "set" or (pk == "seq" and gold[2] and pred[1] == "("):
                 return self._match(_distinct(pred[1] if pk == "set" else pred[3]), _distinct(gold[1]))
@@ -210,6 +234,10 @@ class Comparer:
         return self._note(equations_proportional(pred, gold), "symbolic")
 
 
+def _as_inequality(answer: tuple):
+    return bound_as_inequality(answer) if answer[0] == "bound" else answer
+
+
 def _distinct(items: tuple) -> tuple:
     """Set semantics: {-1, 1, 1} is {-1, 1} (only literal repeats are merged here)."""
     seen, out = set(), []
@@ -255,12 +283,3 @@ def structure_asts(structure: tuple):
         for row in structure[1]:
             for item in row:
                 yield from structure_asts(item)
-
-
-def choice_letters(normalized: str) -> set[str]:
-    return set(_CHOICE_LETTER_RE.findall(normalized))
-
-
-def choice_gold(normalized: str):
-    match = _CHOICE_GOLD_RE.match(normalized)
-    return (match.group(1), match.group(2)) if match else None

@@ -1,54 +1,87 @@
 """Find the final answer in a model response.
 
-Order: the last \\boxed{}/\\fbox{} (real brace matching, also ``\\boxed 5``); otherwise the last
-"The final answer is" / "The answer is" / "Final Answer:" / "Answer:" / GSM8K "#### n" marker,
-whichever comes last in the text (a worked GSM8K solution may say "answer:" mid-way and end in
-"#### 18"). There is deliberately no "last number anywhere" fallback: a truncated or answer-less
-response earns nothing, and so does a last box cut off by truncation. Text inside <think>...</think>
-is ignored when an answer follows it; a <think> left open means the response was cut off while
-thinking, so it has no answer. Every step is a linear scan.
+Two modes. ``strict`` (the default for rewards): the last \\boxed{}/\\fbox{} (real brace matching,
+also ``\\boxed 5``), unless an explicit answer marker ("The final answer is", "Final Answer:",
+"Answer:", GSM8K "#### n") comes after it; without a box, the last marker. A truncated or
+answer-less response earns nothing. ``lenient`` (evaluation, as peers' graders do) also reads an
+unmarked response: its last math segment, else its last plain number (see ``lenient.py``).
+Text inside <think>...</think> is ignored when an answer follows it; a <think> left open means the
+response was cut off while thinking, so it has no answer. Every step is a linear scan.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from .lenient import last_expression
+
+MODES = ("strict", "lenient")
 _TRUNCATED = object()
 _MARKER_RE = re.compile(
     r"the\s+final\s+answer\s+is\s*:?|the\s+answer\s+is\s*:?|final\s+answer\s*:|answer\s*:|####",
     re.IGNORECASE,
 )
-_MATH_SEGMENT_RE = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_MATH_SEGMENT_RE = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _SENTENCE_END_RE = re.compile(r"\.(?:\s|$)|\s+(?:I hope|which|because|since)\b")
+# "The largest $n$ is 34": the answer is what the sentence says the thing *is*
+_COPULA_RE = re.compile(r"\s(?:is|are|equals|was|will be)\s+(?:equal to\s+|about\s+)?", re.IGNORECASE)
+_NUMBER_RE = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
+_BOX_GAP_RE = re.compile(
+    r"^[\s$,;&]*(?:\\\)|\\\(|\\quad|\\qquad|\\text\{[^{}]{0,40}\}|\\[,;]|and|or|[a-zA-Z_{}0-9]{1,6}\s*=|[\s,;$])*$"
+)
 MAX_SEGMENT_CHARS = 600
+MAX_BOXES = 64
 
 
-def extract_answer(text: str | None) -> str | None:
+@dataclass(frozen=True)
+class Extraction:
+    answer: str | None  # the final answer; None when the response gives none
+    group: str | None = None  # several adjacent final boxes joined with ", " (used when the gold is a list)
+
+
+def extract_answer(text: str | None, mode: str = "strict") -> str | None:
     """The final answer of ``text`` as a string, or None when the response gives no final answer."""
+    return extract(text, mode).answer
+
+
+def extract(text: str | None, mode: str = "strict") -> Extraction:
+    if mode not in MODES:
+        raise ValueError(f"unknown extraction mode {mode!r} (use one of {MODES})")
     if not text:
-        return None
+        return Extraction(None)
     close = text.rfind("</think>")
     if text.rfind("<think>") > close:
-        return None
+        return Extraction(None)
     if close >= 0:
-        after = _extract_from(text[close + len("</think>") :])
-        if after is not None:
+        after = _extract_from(text[close + len("</think>") :], mode)
+        if after.answer is not None:
             return after
-    return _extract_from(text)
+    return _extract_from(text, mode)
 
 
-def _extract_from(text: str) -> str | None:
+def _extract_from(text: str, mode: str) -> Extraction:
     boxed = last_boxed(text)
     if boxed is _TRUNCATED:
-        return None
+        return Extraction(None)
+    marker = _after_last_marker(text)
     if boxed is not None:
-        return _clean(boxed) or None
-    return _after_last_marker(text)
+        content, start, _ = boxed
+        # an explicit final answer written after the last box overrides an earlier intermediate box
+        if marker is not None and marker[1] > start and marker[0]:
+            return Extraction(marker[0])
+        return Extraction(_clean(content) or None, _box_group(text, content, start))
+    if marker is not None:
+        return Extraction(marker[0])
+    if mode == "lenient":
+        return Extraction(last_expression(text))
+    return Extraction(None)
 
 
-def last_boxed(text: str):
-    """Content of the last \\boxed / \\fbox; _TRUNCATED if that box never closes; None if there is none."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+def last_boxed(text: str, end: int | None = None):
+    """(content, start, end) of the last \\boxed / \\fbox before ``end``; _TRUNCATED if unclosed; None if none."""
+    limit = len(text) if end is None else end
+    start = max(text.rfind("\\boxed", 0, limit), text.rfind("\\fbox", 0, limit))
     if start < 0:
         return None
     position = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
@@ -58,9 +91,26 @@ def last_boxed(text: str):
         return _TRUNCATED
     if text[position] != "{":
         match = re.match(r"[^\s$]+", text[position : position + MAX_SEGMENT_CHARS])
-        return match.group().rstrip(".,;") if match else _TRUNCATED
-    end = matching_brace(text, position)
-    return _TRUNCATED if end is None else text[position + 1 : end]
+        return (match.group().rstrip(".,;"), start, position + match.end()) if match else _TRUNCATED
+    close = matching_brace(text, position)
+    return _TRUNCATED if close is None else (text[position + 1 : close], start, close + 1)
+
+
+def _box_group(text: str, content: str, start: int) -> str | None:
+    """The last box and the boxes just before it, joined, when only connectives separate them."""
+    contents = [content]
+    while len(contents) < MAX_BOXES:
+        previous = last_boxed(text, start)
+        if previous is None or previous is _TRUNCATED:
+            break
+        content, previous_start, previous_end = previous
+        if start - previous_end > 80 or not _BOX_GAP_RE.match(text[previous_end:start]):
+            break
+        contents.append(content)
+        start = previous_start
+    if len(contents) < 2:
+        return None
+    return ", ".join(_clean(content) for content in reversed(contents))
 
 
 def matching_brace(text: str, open_index: int) -> int | None:
@@ -83,20 +133,41 @@ def matching_brace(text: str, open_index: int) -> int | None:
     return None
 
 
-def _after_last_marker(text: str) -> str | None:
-    matches = list(_MARKER_RE.finditer(text))
-    if not matches:
+def _after_last_marker(text: str) -> tuple[str | None, int] | None:
+    """(answer after the last marker, marker position), or None when there is no marker."""
+    last = None
+    for last in _MARKER_RE.finditer(text):  # noqa: B007 - the last match is the one we want
+        pass
+    if last is None:
         return None
-    last = matches[-1]
     segment = text[last.end() : last.end() + MAX_SEGMENT_CHARS]
     paragraph = segment.lstrip().split("\n\n", 1)[0]
+    return _clean(_marker_span(paragraph)) or None, last.start()
+
+
+def _marker_span(paragraph: str) -> str:
     math = _MATH_SEGMENT_RE.search(paragraph)
-    if math is not None:
-        candidate = next(group for group in math.groups() if group is not None)
-    else:
-        line = paragraph.split("\n", 1)[0]
-        candidate = _SENTENCE_END_RE.split(line, 1)[0]
-    return _clean(candidate) or None
+    sentence = _sentence(paragraph) if math is None or math.start() > 0 else ""
+    if sentence:
+        # "The largest $n$ is 34." -> "34"; "Jane started growing Sphere 3 hours ago." -> "3"
+        copulas = list(_COPULA_RE.finditer(sentence)) if re.match(r"[A-Za-z]", sentence) else []
+        tail = sentence[copulas[-1].end() :] if copulas else ""
+        if tail.strip():
+            return _first_math(tail) or _sentence(tail)
+        numbers = _NUMBER_RE.findall(sentence) if _MATH_SEGMENT_RE.search(sentence) is None else []
+        if len(numbers) == 1 and re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", sentence):
+            return numbers[0]
+    return _first_math(paragraph) or _sentence(paragraph)
+
+
+def _first_math(text: str) -> str | None:
+    math = _MATH_SEGMENT_RE.search(text)
+    return None if math is None else next(group for group in math.groups() if group is not None)
+
+
+def _sentence(paragraph: str) -> str:
+    line = paragraph.split("\n", 1)[0]
+    return _SENTENCE_END_RE.split(line, 1)[0]
 
 
 def _clean(answer: str) -> str:

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 
-from .equivalence import Comparer, analyse, choice_gold, choice_letters, structure_asts
-from .extract import extract_answer
+from .choice import parse_choice
+from .equivalence import Comparer, analyse, structure_asts
+from .extract import extract
+from .readings import readings, unwrap_gold
 from .screen import guard_problem
 from .worker import WorkerPool, shared_pool
 
@@ -31,20 +33,38 @@ class Verdict:
 
 @dataclass(frozen=True)
 class _Undecided:
-    """Both answers parsed, the in-process steps could not decide: sympy must."""
+    """Both answers parsed, the in-process steps could not decide: sympy must (any pair may match)."""
 
-    pred: tuple
-    gold: tuple
+    pairs: tuple  # ((pred structure, gold structure), ...)
 
 
 def quick_judge(pred: str, gold: str):
-    """(correct, method) when decidable without sympy, else an ``_Undecided`` for the worker."""
+    """(correct, method) when decidable without sympy, else an ``_Undecided`` for the worker.
+
+    Every reading of the answer is tried against every reading of the gold (``readings.py``).
+    """
+    undecided, rejected = [], None
+    for gold_reading in readings(unwrap_gold(gold)):
+        for pred_reading in readings(pred):
+            decided = _judge_reading(pred_reading, gold_reading)
+            if isinstance(decided, _Undecided):
+                undecided.extend(decided.pairs)
+            elif decided[0]:
+                return decided
+            elif rejected is None:
+                rejected = decided
+    if undecided:
+        return _Undecided(tuple(undecided))
+    return rejected or (False, "empty")
+
+
+def _judge_reading(pred: str, gold: str):
     p, g = analyse(pred), analyse(gold)
     if p.key == g.key:
         return True, "string"
-    choice = choice_gold(g.normalized)
-    if choice is not None:
-        return _judge_choice(p.normalized, pred, choice)
+    gold_choice = parse_choice(g.normalized)
+    if gold_choice is not None:
+        return _judge_choice(p.normalized, pred, gold_choice)
     if p.structure is None or g.structure is None:
         return False, "guard:length"
     comparer = Comparer(symbolic=False)
@@ -55,18 +75,17 @@ def quick_judge(pred: str, gold: str):
         problem = guard_problem(ast)
         if problem:
             return False, f"guard:{problem}"
-    return _Undecided(p.structure, g.structure)
+    return _Undecided(((p.structure, g.structure),))
 
 
-def _judge_choice(pred_normalized: str, pred: str, choice):
-    letter, value = choice
-    letters = choice_letters(pred_normalized)
-    if len(letters) == 1:
-        return letter in letters, "choice"
-    if len(letters) > 1:
-        return False, "choice:several"
-    if value:
-        decided = quick_judge(pred, value)
+def _judge_choice(pred_normalized: str, pred: str, gold_choice):
+    """A letter gold matches only an answer that is wholly a choice, or the option's own text."""
+    letter, option = gold_choice
+    pred_choice = parse_choice(pred_normalized)
+    if pred_choice is not None:
+        return pred_choice[0] == letter, "choice"
+    if option:
+        decided = _judge_reading(pred, option)
         return decided if isinstance(decided, _Undecided) else (decided[0], "choice:" + decided[1])
     return False, "choice"
 
@@ -78,9 +97,21 @@ def symbolic_compare(pred: tuple, gold: tuple) -> tuple[bool, str]:
     return result, comparer.method(result, gold[0])
 
 
+def symbolic_compare_any(pairs: tuple) -> tuple[bool, str]:
+    """Runs inside the worker: true as soon as one (pred, gold) reading pair is equal."""
+    outcome = (False, "shape")
+    for index, (pred, gold) in enumerate(pairs):
+        result = symbolic_compare(pred, gold)
+        if result[0]:
+            return result
+        if index == 0:
+            outcome = result
+    return outcome
+
+
 def _resolve(undecided: _Undecided, timeout: float, pool: WorkerPool):
     """(correct, method, timed_out) from the worker."""
-    status, reply = pool.call(("compare", undecided.pred, undecided.gold), timeout)
+    status, reply = pool.call(("compare_any", undecided.pairs), timeout)
     if status == "timeout":
         return False, "timeout", True
     if status == "error" or reply[0] != "ok":
@@ -96,10 +127,23 @@ def is_equiv(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
     return decided[0]
 
 
-def grade(response: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> Verdict:
-    """Extract the final answer of ``response`` and judge it against ``gold``."""
+def final_answer(response: str, gold: str, mode: str = "strict") -> str | None:
+    """The answer of ``response`` to grade: several adjacent final boxes count together when the gold is a list."""
+    extraction = extract(response, mode)
+    if extraction.group is not None and gold_is_list(gold):
+        return extraction.group
+    return extraction.answer
+
+
+def gold_is_list(gold: str) -> bool:
+    structure = analyse(unwrap_gold(str(gold))).structure
+    return structure is not None and structure[0] == "set" and len(structure[1]) > 1
+
+
+def grade(response: str, gold: str, timeout: float = DEFAULT_TIMEOUT, mode: str = "strict") -> Verdict:
+    """Extract the final answer of ``response`` (``mode``: "strict" or "lenient") and judge it against ``gold``."""
     start = time.perf_counter()
-    extracted = extract_answer(response)
+    extracted = final_answer(response, str(gold), mode)
     if extracted is None:
         return Verdict(False, None, "no_answer", time.perf_counter() - start)
     decided = quick_judge(extracted, str(gold))
@@ -110,7 +154,9 @@ def grade(response: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> Verdict
     return Verdict(correct, extracted, method, time.perf_counter() - start, timed_out)
 
 
-def grade_batch(pairs: Iterable[tuple[str, str]], workers: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[Verdict]:
+def grade_batch(
+    pairs: Iterable[tuple[str, str]], workers: int = 1, timeout: float = DEFAULT_TIMEOUT, mode: str = "strict"
+) -> list[Verdict]:
     """Grade (response, gold) pairs; the result list follows the input order.
 
     The cheap steps run here, in-process; only cases that need sympy go to ``workers``
@@ -120,7 +166,7 @@ def grade_batch(pairs: Iterable[tuple[str, str]], workers: int = 1, timeout: flo
     pending: list[tuple[int, str, _Undecided, float]] = []
     for index, (response, gold) in enumerate(pairs):
         start = time.perf_counter()
-        extracted = extract_answer(response)
+        extracted = final_answer(response, str(gold), mode)
         decided = None if extracted is None else quick_judge(extracted, str(gold))
         if decided is None:
             verdicts.append(Verdict(False, None, "no_answer", time.perf_counter() - start))
@@ -130,23 +176,27 @@ def grade_batch(pairs: Iterable[tuple[str, str]], workers: int = 1, timeout: flo
         else:
             verdicts.append(Verdict(decided[0], extracted, decided[1], time.perf_counter() - start))
     if pending:
-        pool = shared_pool()
-        workers = max(1, workers)
-        pool.ensure(workers)
-
-        def finish(item):
-            index, extracted, undecided, spent = item
-            start = time.perf_counter()
-            correct, method, timed_out = _resolve(undecided, timeout, pool)
-            verdicts[index] = Verdict(correct, extracted, method, spent + time.perf_counter() - start, timed_out)
-
-        if workers == 1:
-            for item in pending:
-                finish(item)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as executor:
-                list(executor.map(finish, pending))
+        _resolve_pending(pending, verdicts, workers, timeout)
     return verdicts  # type: ignore[return-value]
+
+
+def _resolve_pending(pending: list, verdicts: list, workers: int, timeout: float) -> None:
+    pool = shared_pool()
+    workers = max(1, workers)
+    pool.ensure(workers)
+
+    def finish(item):
+        index, extracted, undecided, spent = item
+        start = time.perf_counter()
+        correct, method, timed_out = _resolve(undecided, timeout, pool)
+        verdicts[index] = Verdict(correct, extracted, method, spent + time.perf_counter() - start, timed_out)
+
+    if workers == 1:
+        for item in pending:
+            finish(item)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as executor:
+            list(executor.map(finish, pending))
 
 
 def warm_up(workers: int = 1) -> None:

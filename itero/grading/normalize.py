@@ -1,8 +1,10 @@
 """String normalisation of an extracted answer: strip what never changes the value.
 
 Decorations removed here: $ and \\$, \\left/\\right, spacing commands, thin-space and comma
-thousands separators, degree signs, percent signs (no x100 guessing: 50\\% is 50), trailing units
-written as \\text{...} or as a known unit word, \\text{}/\\mathrm{} wrappers, a leading "x \\in".
+thousands separators (also Indian grouping written with ``,\\!``), degree signs, percent signs (the
+reading p/100 is added by ``readings.py``), trailing units written as \\text{...} holding unit words
+or as a known unit word (never other text: "5 \\text{ thousand}" keeps its meaning),
+\\text{}/\\mathrm{} wrappers, a leading "x \\in", backslashes doubled by a raw string ("\\\\frac").
 Everything here is a linear regex pass, so it is safe on any input length.
 """
 
@@ -41,7 +43,10 @@ _UNICODE = {
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
-_TEXT_COMMANDS = r"text|textbf|textit|textrm|textsf|texttt|textnormal|mbox|mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|operatorname|boldsymbol|rm|bf"
+_TEXT_COMMANDS = (
+    r"text|textbf|textit|textrm|textsf|texttt|textnormal|mbox|mathrm|mathbf|mathit|mathsf|mathtt|mathnormal|"
+    r"operatorname|boldsymbol|rm|bf|mathcal|mathscr|mathfrak"
+)
 _UNIT_WORDS = (
     "cm|mm|km|meters?|metres?|inch|inches|feet|foot|ft|yards?|yd|miles?|mph|kph|degrees?|deg|dollars?|"
     "cents?|units?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|grams?|kg|"
@@ -49,7 +54,16 @@ _UNIT_WORDS = (
     "students?|people|persons?|points?|ways?|times|steps?|coins?|marbles?|apples?|pages?|eggs?|"
     "boxes|books?|cups?|tickets?|cookies?|trees?|pieces?|items?|mg|cc|km/h|m/s|ergs?|kelvin"
 )
+# words a trailing \text{...} may hold and still be a unit; anything else there is part of the answer
+_UNIT_TEXT_WORDS = _UNIT_WORDS + (
+    "|m|g|s|h|l|L|J|N|W|V|A|K|Hz|Pa|mol|km|cal|kcal|inches|sq|units|square|cubic|meter|metre|nm|um|"
+    "dozen|percent|mi|lb|lbs|gal|hr|min|sec|ms|per|feet|pounds|cents|dollars|euros?|yuan|rupees?|"
+    "centimeters?|millimeters?|kilometers?|kilograms?|milligrams?|liters?|milliliters?|mL|qt|pt|"
+    "acres?|hectares?|ha|mph|km/hr|m/min|cm/s|m/s\\^2|kg/m\\^3|atm|eV|keV|MeV|GeV|au|AU|pc|ly|Mpc|kpc|yr|"
+    "s\\^\\{-1\\}|sec\\^\\{-1\\}|arcsec|arcmin|Kelvin|C|F|th|rd|nd|st|x"
+)
 _SUBSTITUTIONS = [
+    (re.compile(r"(?<!\\)\\\\(?=[A-Za-z]{2,})"), r"\\"),  # "\\frac" from a doubled raw string
     (re.compile(r"\\\$"), ""),
     (re.compile(r"\$"), ""),
     (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\."), ""),
@@ -57,12 +71,21 @@ _SUBSTITUTIONS = [
     (re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])"), ""),
     (re.compile(r"\\[dtc]frac(?![A-Za-z])"), r"\\frac"),
     (re.compile(r"\\[dt]binom(?![A-Za-z])"), r"\\binom"),
-    (re.compile(r"(?<=\d)(?:\\[,;: !]|~|\{,\}|,\\!\s*)(?=\d{3}(?!\d))"), ","),
+    (re.compile(r"(?<=\d)\s*(?:,\\!|\{\s*,\s*\})\s*(?=\d)"), ""),  # {,} and ,\! only ever group digits
+    (re.compile(r"(?<=\d)(?:\\[,;: !]|~)(?=\d{3}(?!\d))"), ","),
     (re.compile(r"\{,\}"), ","),
     (re.compile(r"(?<!\\)\\!"), ""),
-    (re.compile(r"(?<!\\)\\(?:[,;: ]|quad|qquad|enspace|thinspace|medspace|thickspace)(?![A-Za-z])|~"), " "),
+    (
+        re.compile(r"(?<!\\)\\(?:[,;: ]|qquad|quad)|(?<!\\)\\(?:enspace|thinspace|medspace|thickspace)(?![A-Za-z])|~"),
+        " ",
+    ),
     (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\circ(?![A-Za-z])|\\degree(?![A-Za-z])"), ""),
-    (re.compile(r"\\%|%|\\percent(?![A-Za-z])"), ""),
+    (re.compile(r"\\%|%|\\percent(?![A-Za-z])|(?<=\d)\s*(?:pct|percentage|percent)\.?\s*$"), ""),
+    (re.compile(r"\\lt(?![A-Za-z])"), "<"),
+    (re.compile(r"\\gt(?![A-Za-z])"), ">"),
+    (re.compile(r"(?<![\\])\\\s*$"), ""),  # a stray trailing backslash ("185\\")
+    (re.compile(r"^(\d+)\s+(\d+)\s*/\s*(\d+)$"), r"\1\\frac{\2}{\3}"),  # mixed number "3128 1/2"
+    (re.compile(r"(?<=[)\]])\s*(?:or|and)\s*(?=[(\[])"), ", "),
     (re.compile(r"\^\s*\{\s*\\prime\s*\}|\^\s*\\prime(?![A-Za-z])|\\prime(?![A-Za-z])"), "'"),
     (re.compile(r"\\(?:lvert|rvert|vert|mid)(?![A-Za-z])|\\\|"), "|"),
     (re.compile(r"\\(?:lbrace)(?![A-Za-z])"), r"\\{"),
@@ -78,14 +101,17 @@ _SUBSTITUTIONS = [
     (re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([eiE])\s*\}"), r"\1"),
 ]
 _UNIT_TEXT_RE = re.compile(
-    r"\s*\\(?:text|mbox|mathrm|textrm|rm|textnormal|textit)\s*\{\s*[A-Za-z][A-Za-z\s.\-/^{}0-9]*\}"
+    r"\s*\\(?:text|mbox|mathrm|textrm|rm|textnormal|textit|textbf|mathbf)\s*\{\s*"
+    rf"(?:(?:{_UNIT_TEXT_WORDS})(?:\s*\^\s*\{{?-?\d\}}?|\s*[23])?\.?[\s/\-]*)+\}}"
     r"\s*(?:\^\s*\{?\s*-?\d\s*\}?)?\s*$"
 )
+_UNIT_BEFORE_COMMA_RE = re.compile(rf"(?<=\d)\s+(?:{_UNIT_WORDS})(?=\s*,)")
 _UNIT_WORD_RE = re.compile(
     rf"(?<=[\d}}.)\s])\s*(?:(?:square|sq\.?|cubic)\s+)?(?:{_UNIT_WORDS})(?:\s*\^\s*\{{?\d\}}?|\s*[23])?\.?\s*$"
 )
 _TEXT_WRAPPER_RE = re.compile(rf"\\(?:{_TEXT_COMMANDS})\s*\{{([^{{}}]*)\}}")
-_THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,]|\.\d*,)")
+# a number right after an opening bracket is the first of a pair, not a grouped thousand: (12,102)
+_THOUSANDS_RE = re.compile(r"(?<![\d.,(\[])\d{1,3}(?:,\d{3})+(?![\d,]|\.\d*,)")
 _IN_PREFIX_RE = re.compile(r"^\s*[A-Za-z]\s*\\in(?![A-Za-z])\s*")
 _AND_RE = re.compile(r"(?<=\S)\s+(?:and|or)\s+(?=\S)")
 _SPACE_RE = re.compile(r"\s+")
@@ -96,7 +122,7 @@ def normalize(answer: str) -> str:
     text = _UNICODE_RE.sub(lambda m: _UNICODE[m.group()], answer.strip())
     for pattern, replacement in _SUBSTITUTIONS:
         text = pattern.sub(replacement, text)
-    text = _strip_units(text)
+    text = _strip_units(_UNIT_BEFORE_COMMA_RE.sub("", text))
     text = _unwrap_text(text)
     text = _THOUSANDS_RE.sub(lambda m: m.group().replace(",", ""), text)
     text = _IN_PREFIX_RE.sub("", text)

@@ -6,8 +6,13 @@ Answer values (tuples, so they pickle cheaply to the worker and can be cached):
     ('set', (answers...), bare)        {a, b} or a bare "a, b" list (order-free); \\pm gives a set of two
     ('seq', open, close, (answers...)) tuples and intervals: brackets are part of the value
     ('union', (answers...))            intervals joined by \\cup (order-free)
-    ('matrix', ((answers...), ...))    pmatrix / bmatrix rows
+    ('matrix', ((answers...), ...))    pmatrix / bmatrix / array rows (also inside brackets)
+    ('labelled', key, answer)          "(p,q)=(3,2)": a name and the answer it names
+    ('bound', ast, interval)           "x < 3", "-2 \\le x \\le 7" (see relations.py)
+    ('ineq', op, ast)                  any other inequality, as "ast op 0"
     ('text', key)                      a word answer, or anything that does not parse
+Lists: "a, b", "a; b" and "{a, b}" are sets; a ";"-separated group of labelled values
+("p=5,q=2;p=7,q=2") is a list of tuples.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import re
 
 from .latex import ParseError, parse_expression
 from .normalize import is_word_answer, text_key
+from .relations import is_label, parse_relation
 
 MAX_ELEMENTS = 64
-_MATRIX_RE = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
+_MATRIX_RE = re.compile(
+    r"^[(\[]?\s*\\begin\{([pbvBV]?matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}\s*[)\]]?$", re.S
+)
 _RELATION_RE = re.compile(r"\\(?:le|ge|ne|lt|gt|approx|sim|equiv|neq)(?![A-Za-z])|[<>]|\\dots")
 _OPENERS = {"(": ")", "[": "]"}
 
@@ -34,23 +42,42 @@ def _parse(text: str, level: int) -> tuple:
         return ("set", (), False)
     parts = split_top(text, "\\cup")
     if len(parts) > 1:
-        return ("union", tuple(_parse(part, level + 1) for part in parts))
+        return ("union", tuple(_parse(part.strip(), level + 1) for part in parts))
     matrix = _MATRIX_RE.match(text)
-    if matrix:
+    if matrix and "\\end" not in matrix.group(2):
         return _matrix(matrix.group(2), level)
     bracketed = _bracketed(text, level)
     if bracketed is not None:
         return bracketed
+    groups = split_top(text, ";")
+    if len(groups) > 1:
+        return ("set", tuple(_group(_parse(group.strip(), level + 1)) for group in groups[:MAX_ELEMENTS]), True)
     elements = split_top(text, ",")
     if len(elements) > 1:
         return ("set", _elements(elements, level), True)
     if "\\pm" in text or "\\mp" in text:
         return ("set", _elements([text], level), True)
-    return _single(text)
+    return _single(text, level)
 
 
-def _single(text: str) -> tuple:
+def _group(structure: tuple) -> tuple:
+    """'p=5, q=2' inside a ';' list is the tuple (5, 2)."""
+    if structure[0] == "set" and structure[2] and all(item[0] in ("eq", "labelled") for item in structure[1]):
+        values = tuple(("expr", item[2]) if item[0] == "eq" else item[2] for item in structure[1])
+        return ("seq", "(", ")", values)
+    return structure
+
+
+def _single(text: str, level: int = 0) -> tuple:
     sides = split_top(text, "=")
+    if len(sides) > 1 and is_label(sides[0]):
+        value = _parse(sides[-1].strip(), level + 1)
+        if value[0] != "expr":
+            return ("labelled", text_key(sides[0]).replace(" ", ""), value)
+    if len(sides) == 1:
+        relation = parse_relation(text)
+        if relation is not None:
+            return relation
     if _RELATION_RE.search(text) or is_word_answer(text):
         return ("text", text_key(text))
     try:
@@ -65,8 +92,14 @@ def _bracketed(text: str, level: int):
     if text.startswith("\\{") and text.endswith("\\}") and closing_index(text, 0) == len(text) - 2:
         inner = text[2:-2].strip()
         return ("set", _elements(split_top(inner, ","), level) if inner else (), False)
+    if text[0] == "{" and text[-1] == "}" and closing_index(text, 0) == len(text) - 1:
+        elements = split_top(text[1:-1], ",")  # "{1, 2, 3}" written without the backslashes
+        if len(elements) > 1:
+            return ("set", _elements(elements, level), False)
     if text[0] in _OPENERS and text[-1] in ")]" and closing_index(text, 0) == len(text) - 1:
         elements = split_top(text[1:-1], ",")
+        if len(elements) == 1:
+            elements = split_top(text[1:-1], ";")  # (0;-2;6)
         if len(elements) > 1:
             return ("seq", text[0], text[-1], tuple(_parse(e.strip(), level + 1) for e in elements[:MAX_ELEMENTS]))
     return None

@@ -205,7 +205,7 @@ def _close_shared_pool() -> None:
 
 
 def serve() -> None:
-    """Worker main loop: answer ('compare', pred, gold) requests until stdin closes."""
+    """Worker main loop: answer ('compare', pred, gold) / ('compare_any', pairs) requests until stdin closes."""
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by libraries must not corrupt the reply stream
     try:
@@ -214,7 +214,7 @@ def serve() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     except (ImportError, ValueError, OSError):
         pass
-    from .grader import symbolic_compare
+    from .grader import symbolic_compare, symbolic_compare_any
 
     symbolic_compare(("expr", ("s", "x")), ("expr", ("s", "x")))  # load sympy before saying ready
     _write_frame(replies, ("ready",))
@@ -224,7 +224,12 @@ def serve() -> None:
             return
         kind, *payload = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
         try:
-            reply = ("ok", symbolic_compare(*payload)) if kind == "compare" else ("error", f"unknown {kind}")
+            if kind == "compare_any":
+                reply = ("ok", symbolic_compare_any(*payload))
+            elif kind == "compare":
+                reply = ("ok", symbolic_compare(*payload))
+            else:
+                reply = ("error", f"unknown {kind}")
         except Exception as error:  # a crash on one odd input must not kill the worker
             reply = ("error", f"{type(error).__name__}: {error}")
         _write_frame(replies, reply)

@@ -73,7 +73,7 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("normalize", B("46^\\circ"), "45^\\circ", False),
     ("normalize", B("50\\%"), "50", True),
     ("normalize", B("50"), "50\\%", True),
-    ("normalize", B("0.5"), "50\\%", False),
+    ("normalize", B("0.5"), "50\\%", True),  # p% also reads as p/100
     ("normalize", B("5.4 \\text{ cents}"), "5.4", True),
     ("normalize", B("5.4"), "5.4 \\text{ cents}", True),
     ("normalize", B("864 \\text{ inches}^2"), "864 \\mbox{ inches}^2", True),
@@ -164,20 +164,20 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("wrong", B("x^5 - x^4 + x^3 - x^2 + x + 1"), "x^5 - x^4 + x^3 - x^2 + x - 1", False),
     ("wrong", B("\\frac{1}{16}"), "\\frac{1}{8}", False),
     ("wrong", B("1.5"), "15", False),
-    ("wrong", B("0.15"), "15\\%", False),
+    ("normalize", B("0.15"), "15\\%", True),  # p% also reads as p/100
     ("wrong", B("2\\sqrt{2}"), "\\sqrt{2}", False),
     ("wrong", B("\\pi"), "3", False),
     ("wrong", B("e"), "2.71", False),
     # ---------------- gold-rounding tolerance (Minerva-style significant figures) ----------------
     ("tolerance", B("4.5e33"), "4.5e33", True),
     ("tolerance", B("4.5 \\times 10^{33}"), "4.5e33", True),
-    ("tolerance", B("4.52\\times 10^{33}"), "4.5e33", True),
+    ("tolerance", B("4.52\\times 10^{33}"), "4.5e33", False),  # a decimal gold is not a window
     ("tolerance", B("4.6 \\times 10^{33}"), "4.5e33", False),
     ("tolerance", B("4.5 \\times 10^{32}"), "4.5e33", False),
     ("tolerance", B("4.5"), "4.5e33", False),
     ("tolerance", B("5.3e-9"), "5.3e-8", False),
     ("tolerance", B("5.3\\times 10^{-8}"), "5.3e-8", True),
-    ("tolerance", B("5.31 \\times 10^{-8}"), "5.3e-8", True),
+    ("tolerance", B("5.31 \\times 10^{-8}"), "5.3e-8", False),  # a decimal gold is not a window
     ("tolerance", B("8.49e-4"), "8.49e-4", True),
     ("tolerance", B("0.000849"), "8.49e-4", True),
     ("tolerance", B("8.5e-4"), "8.49e-4", False),
@@ -186,19 +186,19 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("tolerance", B("2.5e6"), "2.45e6", False),
     ("tolerance", B("3e8"), "3e8", True),
     ("tolerance", B("3.0 \\times 10^{8}"), "3e8", True),
-    ("tolerance", B("2.998 \\times 10^8"), "3e8", True),
+    ("tolerance", B("2.998 \\times 10^8"), "3e8", False),  # a decimal gold is not a window
     ("tolerance", B("1.6"), "1.6", True),
     ("tolerance", "$s = \\boxed{1.6} \\mathrm{~cm}$", "1.6", True),
-    ("tolerance", B("1.62"), "1.6", True),
+    ("tolerance", B("1.62"), "1.6", False),  # a decimal gold is not a window
     ("tolerance", B("1.7"), "1.6", False),
     ("tolerance", B("41.8"), "41.8", True),
-    ("tolerance", B("41.81"), "41.8", True),
+    ("tolerance", B("41.81"), "41.8", False),  # a decimal gold is not a window
     ("tolerance", B("41.9"), "41.8", False),
-    ("tolerance", B("\\pi"), "3.14", True),
+    ("tolerance", B("\\pi"), "3.14", False),  # a decimal gold is not a window
     ("tolerance", B("\\pi"), "3.15", False),
-    ("tolerance", B("\\sqrt{2}"), "1.414", True),
+    ("tolerance", B("\\sqrt{2}"), "1.414", False),  # a decimal gold is not a window
     ("tolerance", B("\\sqrt{2}"), "1.415", False),
-    ("tolerance", B("\\frac{1}{3}"), "0.33", True),
+    ("tolerance", B("\\frac{1}{3}"), "0.33", False),  # a decimal gold is not a window
     ("tolerance", B("-1.6"), "1.6", False),
     ("tolerance", B("7.4e-12"), "7.4e-12", True),
     ("tolerance", B("7.4e-11"), "7.4e-12", False),
@@ -548,8 +548,6 @@ def _notes() -> dict[int, str]:
         ("1000000", None): "Math-Verify reads the thin spaces of 1\\,000\\,000 as a product 1*0*0",
         ("\\$36", None): "Math-Verify reads '36 dollars' as 36*d*o*l*l*a*r*s; a trailing unit word is a decoration",
         ("45^\\circ", None): "Math-Verify does not parse the unicode degree sign in 45°",
-        ("50\\%", None): "Math-Verify turns 50% into 1/2 (x100 guessing); the policy drops the % sign",
-        ("15\\%", None): "Math-Verify turns 15% into 0.15 (x100 guessing); the policy drops the % sign",
         ("12", "12."): "Math-Verify does not parse a trailing dot, 12.",
         ("100000", None): "Math-Verify reads the response's 1e5 as 1*E*5",
         ("-1", "e^{i\\pi}"): "Math-Verify keeps i as a plain symbol, so e^{i pi} is not -1",
