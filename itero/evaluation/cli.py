@@ -49,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N problems of each benchmark")
     parser.add_argument("--out", type=Path, help="output folder; results go to OUT/eval (default: runs/eval-<model>)")
     parser.add_argument(
-        "--data-dir", type=Path, help="folder of the benchmark files (default: ../shared/data from the repo)"
+        "--data-dir",
+        type=Path,
+        help="local folder of the built-in benchmarks, laid out as <name>/test.jsonl "
+        "(default: $ITERO_DATA_DIR, else each one's public Hugging Face dataset; see docs/data.md)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass of the generator")

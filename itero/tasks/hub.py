@@ -45,7 +45,9 @@ def read_hub(
     if known is not None and local is not None:
         return _read_local_copy(local / known.local, spec, required)
     source = known or source_for(dataset, config)  # another split of a known set derives its answers alike
-    hint = f"set {DATA_DIR_ENV}=DIR with DIR/{known.local}" if known else "or save it as JSON Lines and give the file"
+    hint = "or save it as JSON Lines and give that file instead"
+    if known is not None and local_copy:
+        hint = f"give a local JSONL file instead, or set {DATA_DIR_ENV}=DIR with DIR/{known.local}"
     rows = load_rows(dataset, config, split, label=spec, hint=hint)
     return _checked(_uniform(rows, source, spec) if source else rows, spec, required)
 

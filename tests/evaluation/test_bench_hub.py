@@ -163,3 +163,15 @@ def test_task_hub_source_reads_the_local_copy_when_the_environment_names_one(mon
     monkeypatch.setitem(sys.modules, "datasets", None)  # proves the hub is not consulted
     problems = read_problems(data.SOURCES["math_train"].spec)
     assert [(p.prompt, p.answer) for p in problems] == [("p", "7")]
+
+
+def test_task_hub_source_offline_names_both_ways_out(hub):
+    source = hub("math_train", Path("itero-tests/not-a-dataset"))
+    with pytest.raises(DataFileError) as err:
+        read_problems(source.spec)
+    message = str(err.value)
+    assert (
+        "\n" not in message
+        and "JSONL file" in message
+        and f"{data.DATA_DIR_ENV}=DIR with DIR/math/train.jsonl" in message
+    )
