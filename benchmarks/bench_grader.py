@@ -1,7 +1,7 @@
 """itero.grading vs Math-Verify, side by side in one run on the same cases.
 
     .venv/bin/pip install math-verify        # benchmark only; itero never imports it
-    .venv/bin/python benchmarks/bench_grader.py [--data-dir ../shared/data] [--shifts 3]
+    .venv/bin/python benchmarks/bench_grader.py [--data-dir DIR] [--shifts 3]
 
 Prints, for the hand-written case file (tests/grading/grading_cases.py) and for the real-data
 check (reference solutions vs own gold, and vs other problems' golds): cases per second of each

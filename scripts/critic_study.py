@@ -1,5 +1,5 @@
-"""Where a run's positive advantages go, and how well a critic ranks prompts (README, "Why PPO and RTO
-do not move greedy accuracy here").
+"""Where a run's positive advantages go, and how well a critic ranks prompts
+(docs/results/positive-samples-and-critics.md).
 
     python scripts/critic_study.py weights runs/ppo/iter_4/prepared.pt runs/grpo-psr/iter_3/prepared.pt
     python scripts/critic_study.py fit --sft runs/ppo/sft/checkpoint --train runs/ppo/iter_1/prepared.pt \

@@ -1,6 +1,6 @@
 """GRPO and its variants DAPO (token-mean, clip-higher) and Dr.GRPO: group-normalized outcome advantages, PPO-clip.
 
-A_i = (R_i − mean_group R) / (std + eps_std) on every token of response i (§12); the loss is
+A_i = (R_i − mean_group R) / (std + eps_std) on every token of response i; the loss is
 ``policy_gradient.token_loss`` (clipped ratio + β·k3 to the reference) aggregated by ``loss_agg``:
 ``token-mean`` (TRL's default "dapo"), ``seq-mean-token-mean`` (original GRPO) or
 ``seq-mean-token-sum-norm`` (Dr.GRPO, with ``scale_rewards: none``). μ (TRL num_iterations) is

@@ -77,7 +77,7 @@ def select_all(
 
 
 def token_loss(batch: RolloutBatch, logprobs: Tensor, cfg: PolicyGradientConfig) -> tuple[Tensor, dict[str, float]]:
-    """Σ_t token_weights·[max(−A_t ρ_t, −A_t clip(ρ_t, 1−ε_low, 1+ε_high)) + β·k3(π_θ, π_ref)_t] (§12).
+    """Σ_t token_weights·[max(−A_t ρ_t, −A_t clip(ρ_t, 1−ε_low, 1+ε_high)) + β·k3(π_θ, π_ref)_t].
 
     logprobs (B, T) of π_θ; ``batch`` carries old_logprobs, advantages, token_weights (B, T) and,
     when β > 0, ref_logprobs. The weights hold the aggregation (token-mean, per-sequence mean,

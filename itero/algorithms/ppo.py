@@ -1,4 +1,4 @@
-"""PPO for LLMs with a value model (§10): token rewards, GAE, whitening, PPO-clip actor, clipped value loss.
+"""PPO for LLMs with a value model: token rewards, GAE, whitening, PPO-clip actor, clipped value loss.
 
 Per iteration (the loop fills ``old_logprobs``, ``ref_logprobs`` and the critic's ``values`` first):
 r_t = 1[t = last]·clamp(R, ±reward_clip) − β·k_t (KL in the reward, ``kl_mode: reward``, k1 as

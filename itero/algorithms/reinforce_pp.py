@@ -1,6 +1,6 @@
 """REINFORCE++-baseline: group-mean baseline, then advantages whitened over every token of the batch; PPO-clip.
 
-A_t = whiten(R − mean_group R) over all valid tokens of the iteration's batch (§13, OpenRLHF
+A_t = whiten(R − mean_group R) over all valid tokens of the iteration's batch (OpenRLHF
 ``reinforce_baseline`` / verl): the group mean removes the prompt's difficulty, the global
 whitening (rather than GRPO's per-group std) keeps the scale from exploding on near-unanimous groups.
 The loss is GRPO's (``policy_gradient.token_loss``), token-mean by default (OpenRLHF, verl).

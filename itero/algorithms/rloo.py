@@ -1,7 +1,7 @@
 """RLOO (REINFORCE Leave-One-Out) as TRL: the whole response is one action with a leave-one-out baseline.
 
 R_i ← R_i − β·Σ_t (log π_old(y_t) − log π_ref(y_t)) (sequence KL in the reward, when β > 0), then
-A_i = R_i − mean_{j≠i} R_j over the k responses of the prompt (§13). The ratio is per sequence,
+A_i = R_i − mean_{j≠i} R_j over the k responses of the prompt. The ratio is per sequence,
 ρ_i = exp(Σ_t log π_θ − Σ_t log π_old), and the loss is the mean over responses of
 max(−A_i ρ_i, −A_i clip(ρ_i, 1−ε_low, 1+ε_high)): at ρ = 1 this is REINFORCE on the summed log-prob.
 Defaults are TRL's rloo_config (β 0.05, ε 0.2, normalize_advantages false; TRL's k = 2 is

@@ -1,4 +1,4 @@
-"""RTO (§14): PPO whose per-token reward is a DPO model's implicit reward plus the outcome score.
+"""RTO: PPO whose per-token reward is a DPO model's implicit reward plus the outcome score.
 
 r_t = clamp(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c) − β_kl·(log π_old(y_t) − log π_ref(y_t))
       + 1[t = last]·clamp(R, ±reward_clip),

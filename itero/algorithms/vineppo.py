@@ -1,4 +1,4 @@
-"""VinePPO (§11): PPO without a critic; step values are Monte-Carlo estimates from K continuations.
+"""VinePPO: PPO without a critic; step values are Monte-Carlo estimates from K continuations.
 
 Per response: split the text into reasoning steps (``core/steps.py``; steps concatenate back to the
 exact text), map every token to the step its first character lies in, and take the states

@@ -26,7 +26,7 @@ def outcome_to_token_rewards(scores: Tensor, response_mask: Tensor) -> Tensor:
 
 
 def gae(rewards: Tensor, values: Tensor, response_mask: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    """GAE over response tokens (§10): δ_t = r_t + γV_{t+1} − V_t, A_t = δ_t + γλA_{t+1}, G_t = A_t + V_t.
+    """GAE over response tokens: δ_t = r_t + γV_{t+1} − V_t, A_t = δ_t + γλA_{t+1}, G_t = A_t + V_t.
 
     All (B, T). V after the last valid token is 0. Masked positions are skipped: their reward and
     value are ignored and the recursion carries over them to the next valid token (verl), so a
@@ -62,7 +62,7 @@ def _group_mean(scores: Tensor, index: Tensor, n_groups: int, counts: Tensor) ->
 
 
 def group_normalized_advantages(scores: Tensor, group_ids: Tensor, scale: str = "group", eps: float = 1e-4) -> Tensor:
-    """GRPO: A_i = (R_i − mean_group(R)) / (std + ε) (§12, TRL). (B,) → (B,)
+    """GRPO: A_i = (R_i − mean_group(R)) / (std + ε) (TRL). (B,) → (B,)
 
     ``scale``: "group" = unbiased std within the group, "batch" = unbiased std of all scores,
     "none" = no division (Dr.GRPO). A group of one has std 0 (not NaN) and advantage 0.
@@ -82,7 +82,7 @@ def group_normalized_advantages(scores: Tensor, group_ids: Tensor, scale: str = 
 
 
 def leave_one_out_advantages(scores: Tensor, group_ids: Tensor) -> Tensor:
-    """RLOO: A_i = R_i − (Σ_j R_j − R_i)/(k − 1) over the k rows of i's group (§13). (B,) → (B,)
+    """RLOO: A_i = R_i − (Σ_j R_j − R_i)/(k − 1) over the k rows of i's group. (B,) → (B,)
 
     A group of one has no baseline; its advantage is 0 (TRL requires k ≥ 2 instead).
     """
@@ -104,7 +104,7 @@ def reinforce_pp_advantages(scores: Tensor, group_ids: Tensor, response_mask: Te
 
 
 def step_advantages_from_mc_values(step_rewards: Tensor, values: Tensor, step_mask: Tensor | None = None) -> Tensor:
-    """VinePPO (§11): A_i = r_i + V̂(s_{i+1}) − V̂(s_i), V̂ after the last step = 0, γ = 1.
+    """VinePPO: A_i = r_i + V̂(s_{i+1}) − V̂(s_i), V̂ after the last step = 0, γ = 1.
 
     step_rewards, values (B, S); ``step_mask`` (B, S) bool marks the steps of each row (right-padded;
     default: all). A NaN in ``values`` at a valid step means "not estimated" (VinePPO's step cap):

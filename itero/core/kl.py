@@ -1,4 +1,4 @@
-"""Per-token KL estimators between π_θ (or π_old) and π_ref, and KL reward shaping (§10, §12).
+"""Per-token KL estimators between π_θ (or π_old) and π_ref, and KL reward shaping.
 
 With x = log π(y_t) − log π_ref(y_t) for y_t ~ π:
   k1 = x                    unbiased, can be negative per token
@@ -35,6 +35,6 @@ def kl_estimate(logprobs: Tensor, ref_logprobs: Tensor, kind: str = "k1", clamp:
 def kl_reward(
     logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, coef: float, kind: str = "k1", clamp: float | None = None
 ) -> Tensor:
-    """Per-token reward term −coef·k_t·m_t (B, T), added to the outcome reward (§10 step 2)."""
+    """Per-token reward term −coef·k_t·m_t (B, T), added to the outcome reward."""
     k = kl_estimate(logprobs, ref_logprobs, kind, clamp)
     return -coef * k * mask.to(k.dtype)

@@ -1,4 +1,4 @@
-"""Per-token policy-gradient, value and NLL losses (algorithms.md §10, §12).
+"""Per-token policy-gradient, value and NLL losses (docs/formulas.md).
 
 Nothing here reduces over tokens: callers multiply the (B, T) per-token loss by weights from
 ``itero.core.masked.aggregation_weights`` (which carry the response mask) and sum, so the same
@@ -51,7 +51,7 @@ def clipped_pg_loss(
 
 
 def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, eps_v: float) -> Tensor:
-    """½·max((V − G)², (clip(V, V_old − ε_v, V_old + ε_v) − G)²), per token (B, T) (§10 step 5)."""
+    """½·max((V − G)², (clip(V, V_old − ε_v, V_old + ε_v) − G)²), per token (B, T)."""
     v_clipped = old_values + (values - old_values).clamp(-eps_v, eps_v)
     return 0.5 * torch.maximum((values - returns) ** 2, (v_clipped - returns) ** 2)
 

@@ -1,7 +1,7 @@
 """Pairwise preference losses (DPO family) over summed sequence log-probs.
 
 Every loss maps ``(PairLogps, PreferenceLossParams)`` to per-pair losses (N,), unreduced: the caller
-weights and sums them. Notation (algorithms.md §0): h(y) = ℓ_θ(y) − ℓ_ref(y), Δ = h(y_w) − h(y_l).
+weights and sums them. Notation (docs/formulas.md): h(y) = ℓ_θ(y) − ℓ_ref(y), Δ = h(y_w) − h(y_l).
 
 ``label_smoothing`` ε enters every logistic loss as −(1−ε)·logσ(x) − ε·logσ(−x) (sigmoid = cDPO,
 dpop, rdpo, simpo, tdpo1/2); ε = 0 reproduces each source exactly. ``ipo`` and ``rev_kl`` ignore it
@@ -63,12 +63,12 @@ def _delta(logps: PairLogps) -> Tensor:
 
 
 def sigmoid_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """DPO / cDPO: −(1−ε)·logσ(βΔ) − ε·logσ(−βΔ) (§1; RLHFlow / trl-0.9.6, unlike current TRL)."""
+    """DPO / cDPO: −(1−ε)·logσ(βΔ) − ε·logσ(−βΔ) (RLHFlow / trl-0.9.6, unlike current TRL)."""
     return _smoothed_logistic(p.beta * _delta(logps), p.label_smoothing)
 
 
 def robust_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """Robust DPO: [−(1−ε)·logσ(βΔ) + ε·logσ(−βΔ)] / (1 − 2ε) (§1, TRL / RLHFlow). Needs ε < ½."""
+    """Robust DPO: [−(1−ε)·logσ(βΔ) + ε·logσ(−βΔ)] / (1 − 2ε) (TRL / RLHFlow). Needs ε < ½."""
     if not p.label_smoothing < 0.5:
         raise ValueError("robust loss needs label_smoothing < 0.5")
     x, eps = p.beta * _delta(logps), p.label_smoothing
@@ -76,7 +76,7 @@ def robust_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
 
 
 def ipo_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """IPO: (Δ̄ − 1/(2β))² (§2); Δ̄ divides each h by its token count (clamped ≥ 1) unless disabled."""
+    """IPO: (Δ̄ − 1/(2β))²; Δ̄ divides each h by its token count (clamped ≥ 1) unless disabled."""
     h_w, h_l = _log_ratios(logps)
     if p.ipo_length_normalize:
         h_w = h_w / logps.chosen_lengths.clamp(min=1.0)
@@ -85,7 +85,7 @@ def ipo_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
 
 
 def rev_kl_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """Soft-label BT: −p*·logσ(βΔ) − (1−p*)·logσ(−βΔ), p* = σ((r_w − r_l)·margin_scale) (§8)."""
+    """Soft-label BT: −p*·logσ(βΔ) − (1−p*)·logσ(−βΔ), p* = σ((r_w − r_l)·margin_scale)."""
     if logps.chosen_scores is None or logps.rejected_scores is None:
         raise ValueError("rev_kl needs chosen_scores and rejected_scores")
     target = torch.sigmoid((logps.chosen_scores - logps.rejected_scores) * p.margin_scale)
@@ -94,14 +94,14 @@ def rev_kl_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
 
 
 def dpop_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """DPO-Positive: logistic loss of β·z, z = Δ − λ·max(0, ℓ_ref(y_w) − ℓ_θ(y_w)) (§4; λ inside β)."""
+    """DPO-Positive: logistic loss of β·z, z = Δ − λ·max(0, ℓ_ref(y_w) − ℓ_θ(y_w)) (λ inside β)."""
     delta = _delta(logps)  # raises first if the reference is missing
     penalty = (logps.ref_chosen - logps.policy_chosen).clamp(min=0.0)
     return _smoothed_logistic(p.beta * (delta - p.dpop_lambda * penalty), p.label_smoothing)
 
 
 def rdpo_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """R-DPO: −logσ(βΔ + α(|y_w| − |y_l|)) (§5); α is outside β, as in oat's (α/β) inside Δ.
+    """R-DPO: −logσ(βΔ + α(|y_w| − |y_l|)); α is outside β, as in oat's (α/β) inside Δ.
 
     Label smoothing applies as for DPO (an extension; ε = 0 is the paper's loss).
     """
@@ -110,7 +110,7 @@ def rdpo_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
 
 
 def simpo_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """SimPO: logistic loss of β·u, u = ℓ_θ(y_w)/|y_w| − ℓ_θ(y_l)/|y_l| − γ/β (§6; reference-free)."""
+    """SimPO: logistic loss of β·u, u = ℓ_θ(y_w)/|y_w| − ℓ_θ(y_l)/|y_l| − γ/β (reference-free)."""
     u = (
         logps.policy_chosen / logps.chosen_lengths.clamp(min=1.0)
         - logps.policy_rejected / logps.rejected_lengths.clamp(min=1.0)
@@ -126,13 +126,13 @@ def _seq_kls(logps: PairLogps) -> tuple[Tensor, Tensor]:
 
 
 def tdpo1_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """TDPO1: −logσ(β·z), z = Δ − (S(y_l) − S(y_w)) (§7)."""
+    """TDPO1: −logσ(β·z), z = Δ − (S(y_l) − S(y_w))."""
     s_w, s_l = _seq_kls(logps)
     return _smoothed_logistic(p.beta * (_delta(logps) - (s_l - s_w)), p.label_smoothing)
 
 
 def tdpo2_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
-    """TDPO2: −logσ(β·z), z = Δ − α·(S(y_l) − sg[S(y_w)]) (§7; official default α = 0.5)."""
+    """TDPO2: −logσ(β·z), z = Δ − α·(S(y_l) − sg[S(y_w)]) (official default α = 0.5)."""
     s_w, s_l = _seq_kls(logps)
     z = _delta(logps) - p.tdpo_alpha * (s_l - s_w.detach())
     return _smoothed_logistic(p.beta * z, p.label_smoothing)
@@ -158,7 +158,7 @@ NEEDS_SEQ_KL = frozenset({"tdpo1", "tdpo2"})
 
 @torch.no_grad()
 def preference_metrics(logps: PairLogps, beta: float) -> dict[str, float]:
-    """The DPO log (§0): β·h means, accuracy 1[h_w > h_l], margin, mean summed log-probs.
+    """The DPO log: β·h means, accuracy 1[h_w > h_l], margin, mean summed log-probs.
 
     Reference-free losses (ref None) log the policy log-probs in place of h.
     """

@@ -1,4 +1,4 @@
-"""VinePPO step machinery (algorithms.md §11): split a response into reasoning steps, map steps to
+"""VinePPO step machinery (docs/formulas.md): split a response into reasoning steps, map steps to
 token ranges, and build the (de-duplicated) intermediate states that Monte-Carlo rollouts start from.
 
 Pure Python (no transformers import). The maths that consumes these pieces lives in
