@@ -119,6 +119,9 @@ class RewardConfig(Section):
     correct: float = 1.0
     wrong: float = -0.5  # an answer was extracted but is wrong
     no_answer: float = -1.0  # no extractable final answer (e.g. no \boxed{}, or truncated)
+    # name=math: strict reads the \boxed{} answer or an explicit answer marker; lenient also the last
+    # expression of an unmarked response (as peers' evaluation graders do; see docs/grading.md)
+    extraction: Literal["strict", "lenient"] = "strict"
     # name=model: an AutoModelForSequenceClassification folder; scores normalised by running mean/std, then clamped
     model_path: str | None = None
     normalize: bool = True

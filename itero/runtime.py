@@ -175,7 +175,7 @@ def build_base_model(cfg: Config, run: Path) -> str:
 def build_reward(cfg: Config, device: torch.device | str = "cpu"):
     """MathReward, or a RewardModel whose correctness flags (for the logs) come from the math grader."""
     r = cfg.reward
-    verifier = MathReward(r.correct, r.wrong, r.no_answer)
+    verifier = MathReward(r.correct, r.wrong, r.no_answer, extraction=r.extraction)
     if r.name == "math":
         return verifier
     from itero.rewards.reward_model import RewardModel

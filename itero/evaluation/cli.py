@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="e.g. cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--workers", type=int, default=1, help="grader worker processes for symbolic checks")
+    parser.add_argument(
+        "--extraction",
+        default="strict",
+        choices=("strict", "lenient"),
+        help="grader: strict reads a \\boxed{} answer or an answer marker; lenient also an unmarked last expression",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or stage lines")
 
 
@@ -75,6 +81,7 @@ def settings_from(args) -> EvalSettings:
         limit=args.limit,
         seed=args.seed,
         grader_workers=args.workers,
+        extraction=getattr(args, "extraction", "strict"),
     )
 
 

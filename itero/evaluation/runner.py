@@ -38,6 +38,7 @@ class EvalSettings:
     seed: int = 0
     chunk: int = 64  # prompts per generate call (progress granularity)
     grader_workers: int = 1
+    extraction: str = "strict"  # grader extraction mode: strict or lenient (see docs/grading.md)
 
     def check(self) -> None:
         if self.n < 0 or self.max_new_tokens < 1:
@@ -52,7 +53,10 @@ class EvalSettings:
 
     def record(self) -> dict:
         """What determines the results (not the batching), for refusing to mix two settings in one folder."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("chunk", "grader_workers")}
+        record = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("chunk", "grader_workers")}
+        if record["extraction"] == "strict":  # the default leaves records written before the option unchanged
+            del record["extraction"]
+        return record
 
 
 def prepare(specs: Sequence[str], settings: EvalSettings) -> tuple[Template, list[Benchmark]]:
@@ -133,7 +137,9 @@ def evaluate_benchmark(
             chunk_params = dataclasses.replace(params, seed=settings.seed + start) if params.temperature > 0 else params
             batch = generator.generate(prompts[start:end], chunk_params, answers=bench.answers[start:end])
             texts = [cut_at_stop(t, template.stop) for t in batch.response_texts]
-            verdicts = grade_batch(zip(texts, batch.answers), workers=settings.grader_workers)
+            verdicts = grade_batch(
+                zip(texts, batch.answers), workers=settings.grader_workers, mode=settings.extraction
+            )
             lengths, truncated = batch.response_lengths.tolist(), batch.truncated.tolist()
             for row, (text, verdict) in enumerate(zip(texts, verdicts)):
                 index = start + row // params.n

@@ -1,7 +1,7 @@
 """``itero grade``: grade a JSONL file of responses, or run the real-data self-check.
 
 itero grade --responses rollouts.jsonl [--gold-field gold_answer] [--response-field response]
-            [--out verdicts.jsonl] [--workers N] [--timeout 2]
+            [--out verdicts.jsonl] [--workers N] [--timeout 2] [--extraction strict|lenient] [--explain]
 itero grade --check [--data-dir DIR]
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from itero.tasks.jsonl import DataFileError, read_jsonl
 
+from .explain import explain, format_explanation
+from .extract import MODES
 from .grader import DEFAULT_TIMEOUT, grade_batch
 
 
@@ -31,6 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="sympy worker processes")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="hard limit per case, seconds")
+    parser.add_argument(
+        "--extraction",
+        default="strict",
+        choices=MODES,
+        help="strict: the \\boxed{} answer or an answer marker; lenient: also an unmarked response's last expression",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="print, per row, the extracted answer, the forms compared and the rule"
+    )
     parser.add_argument(
         "--check", action="store_true", help="self-check on MATH500 / GSM8K / Minerva reference solutions"
     )
@@ -55,7 +66,11 @@ def _grade_file(args) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    verdicts = grade_batch(pairs, workers=args.workers, timeout=args.timeout)
+    mode = getattr(args, "extraction", "strict")
+    verdicts = grade_batch(pairs, workers=args.workers, timeout=args.timeout, mode=mode)
+    if getattr(args, "explain", False):
+        for index, (response, gold) in enumerate(pairs):
+            print(format_explanation(index, explain(response, gold, mode, args.timeout)))
     out = args.out or args.responses.with_suffix(".verdicts.jsonl")
     temporary = out.with_name(out.name + ".tmp")
     with open(temporary, "w", encoding="utf-8") as handle:

@@ -18,9 +18,17 @@ class RewardFn(Protocol):
 
 
 class MathReward:
-    def __init__(self, correct: float = 1.0, wrong: float = -0.5, no_answer: float = -1.0, workers: int = 1):
+    def __init__(
+        self,
+        correct: float = 1.0,
+        wrong: float = -0.5,
+        no_answer: float = -1.0,
+        workers: int = 1,
+        extraction: str = "strict",
+    ):
         self.values = (correct, wrong, no_answer)
         self.workers = workers
+        self.extraction = extraction  # "strict" or "lenient" (itero.grading.extract)
 
     def value(self, verdict: Verdict) -> float:
         correct, wrong, no_answer = self.values
@@ -32,7 +40,7 @@ class MathReward:
         self, responses: Sequence[str], answers: Sequence[str], prompts: Sequence[str] | None = None
     ) -> tuple[list[float], list[bool]]:
         """(rewards, correct flags), in input order. ``prompts`` is unused (RewardModel.grade's signature)."""
-        verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers)
+        verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers, mode=self.extraction)
         return [self.value(v) for v in verdicts], [v.correct for v in verdicts]
 
     def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]:

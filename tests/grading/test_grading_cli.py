@@ -55,3 +55,16 @@ def test_missing_field_is_reported(tmp_path, capsys):
 def test_check_with_missing_data_dir(tmp_path, capsys):
     assert _run(["--check", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_extraction_mode_and_explain(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    rows = [{"response": "so the total is 25", "gold_answer": "25"}, {"response": "\\boxed{B+1}", "gold_answer": "B"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert _run(["--responses", str(path)]) == 0
+    assert "accuracy 0/2" in capsys.readouterr().out  # strict: an unmarked response has no answer
+    assert _run(["--responses", str(path), "--extraction", "lenient", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 1/2" in out
+    assert "[1] WRONG  rule=choice" in out and "extracted : 'B+1'" in out
+    assert "gold      : 'B'" in out
