@@ -158,8 +158,9 @@ def default_data_dir() -> Path:
 
 def source_for(dataset: str, config: str | None, split: str | None = None) -> HubSource | None:
     """The known source with this id and config (and split, if given), so its rows get the uniform fields."""
+    config = None if config == "default" else config  # the hub's name for a dataset's only config
     for source in SOURCES.values():
-        if source.dataset == dataset and (source.config or None) == (config or None):
+        if source.dataset == dataset and source.config == config:
             if split is None or source.split == split:
                 return source
     return None
