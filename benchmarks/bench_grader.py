@@ -132,14 +132,55 @@ def scaling(title: str, pairs) -> None:
         )
 
 
+def math_verify_peer(response: str, gold: str) -> bool:
+    """Math-Verify as the peer file records it: the gold wrapped in $...$ unless it has $ or \\boxed."""
+    from math_verify import parse, verify
+
+    wrapped = gold if ("$" in gold or "\\boxed" in gold) else f"${gold}$"
+    try:
+        return bool(verify(parse(wrapped), parse(response)))
+    except Exception:
+        return False
+
+
+def peer_report(data_dir: Path) -> None:
+    path = data_dir / "grader" / "peer_cases.jsonl"
+    if not path.is_file():
+        print(f"\n== peer conformance suite: {path} not found")
+        return
+    rows = load_rows(path)
+    pairs = [(row["response"], row["gold"]) for row in rows]
+    mv_verdicts, mv_seconds = timed(math_verify_peer, pairs)
+    analyse.cache_clear()
+    canonical.cache_clear()
+    our_verdicts, our_seconds = timed(lambda r, g: grade(r, g, mode="lenient").correct, pairs)
+    print(f"\n== peer conformance suite: {len(rows)} cases ({sum(r['disputed'] for r in rows)} disputed)")
+    for name, verdicts, seconds in (
+        ("itero.grading", our_verdicts, our_seconds),
+        ("Math-Verify", mv_verdicts, mv_seconds),
+    ):
+        right = sum(v == row["expected"] for v, row in zip(verdicts, rows))
+        undisputed = sum(v == row["expected"] for v, row in zip(verdicts, rows) if not row["disputed"])
+        false_pos = sum(v and not row["expected"] and not row["disputed"] for v, row in zip(verdicts, rows))
+        print(
+            f"  {name:<14}: {len(rows) / seconds:9.0f} cases/s  ({seconds:6.2f} s)  right {right}/{len(rows)}, "
+            f"undisputed {undisputed}/{sum(not r['disputed'] for r in rows)}, false positives {false_pos}"
+        )
+    print(f"  throughput ratio (itero / Math-Verify): {mv_seconds / our_seconds:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--shifts", type=int, default=3, help="mismatched pairs per problem")
+    parser.add_argument("--peer-only", action="store_true", help="only the peer conformance suite")
     args = parser.parse_args()
 
     warm_up(2)
     math_verify_grade("$\\boxed{1}$", "1")  # load Math-Verify's parser before timing
+    peer_report(args.data_dir)
+    if args.peer_only:
+        return
 
     regular = [i for i, case in enumerate(CASES) if case[0] != "adversarial"]
     adversarial = [i for i, case in enumerate(CASES) if case[0] == "adversarial"]
