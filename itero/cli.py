@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="itero", description="Online RL and preference optimization for language models."
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error instead of its one-line message"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, help in (
@@ -260,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from itero.models.loading import ModelNotFoundError
-    from itero.schema import ConfigError
-    from itero.tasks.jsonl import DataFileError
-    from itero.tracking.rundir import RunDirError
+    from itero.errors import IteroError
 
     try:
         if args.command == "train" and args.dry_run:
@@ -317,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
 
             hf_logging.disable_progress_bar()
             return rm_cli.run(args)
-    except (ConfigError, RunDirError, DataFileError, ModelNotFoundError, FileNotFoundError) as err:
+    except (IteroError, FileNotFoundError) as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

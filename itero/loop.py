@@ -8,6 +8,7 @@ prompts per iteration, epochs per iteration and which model is the reference.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -25,6 +26,7 @@ from itero.config import Config, dump_config
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
+from itero.errors import DivergenceError
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.mc_values import mc_rollout
 from itero.models.loading import load_model
@@ -77,7 +79,10 @@ def warm_up(rt: Runtime) -> Path | None:
         rng = random.Random(rt.cfg.loop.seed)
         rt.learner.start_phase(cfg.steps, reset=True, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio)
         losses = []
-        with progress.stage("[sft] warm-up", cfg.steps, rt.cfg.logging.progress) as advance:
+        with (
+            stopped_on_divergence(rt, "SFT warm-up", None),
+            progress.stage("[sft] warm-up", cfg.steps, rt.cfg.logging.progress) as advance,
+        ):
             for _ in range(cfg.steps):
                 idx = [rng.randrange(len(examples)) for _ in range(cfg.batch_size)]
                 mb = sft.prepare(
@@ -142,7 +147,8 @@ def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
     ):
         if pending(d / output):
             t0 = time.perf_counter()
-            stage(rt, d, k, start)
+            with stopped_on_divergence(rt, f"iteration {k}", start):
+                stage(rt, d, k, start)
             record_time(d, stage.__name__, time.perf_counter() - t0)
             distributed.current().barrier()  # rank 0 has written the stage's output; the others read it
     rt.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
@@ -152,6 +158,20 @@ def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
     if e.benchmarks and (k % e.benchmarks_every == 0 or k == rt.cfg.loop.iterations):
         evaluate_on_benchmarks(rt, d, d / "checkpoint")
     return d / "checkpoint"
+
+
+@contextlib.contextmanager
+def stopped_on_divergence(rt: Runtime, where: str, last_good: Path | None):
+    """A DivergenceError from training, said with where it happened, what survives and what to change."""
+    try:
+        yield
+    except DivergenceError as err:
+        resume = last_good if last_good is not None else "the start of the run"
+        raise DivergenceError(
+            f"{where}: training diverged: {err}. Nothing of that stage was saved; the run resumes from "
+            f"{resume}. Likely causes: the learning rate (training.lr={rt.cfg.training.lr}, sft.lr={rt.cfg.sft.lr}) "
+            f"or the reward scale (reward.*); lower it and rerun the same command with --force"
+        ) from None
 
 
 def pending(output: Path) -> bool:

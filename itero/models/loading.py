@@ -15,6 +15,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from itero.errors import IteroError
 from itero.training.sharding import is_sharded, load_full_state_dict
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ _GENERIC_TOKENIZER_CLASSES = {"PreTrainedTokenizerFast", "TokenizersBackend"}
 _ROUND_TRIP_PROBE = "Solve: 12 + 7*3 = 33.\n\\boxed{33}"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(IteroError, FileNotFoundError):
     pass
 
 

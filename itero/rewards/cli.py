@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from itero.errors import DivergenceError, check_finite_parameters, check_finite_step
 from itero.rewards.reward_model import (
     bradley_terry_loss,
     pairwise_accuracy,
@@ -117,10 +118,17 @@ def train(model, tokenizer, train_pairs: list[Pair], val_pairs: list[Pair], args
                 loss = bradley_terry_loss(*pair_scores(model, tokenizer, batch, args.max_length))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), 1.0
-                )  # a few outlier pairs must not blow up a tiny model
-                optimizer.step()
+                # a few outlier pairs must not blow up a tiny model
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+                try:  # a diverged model is never saved: stop at the first non-finite step
+                    check_finite_step(float(loss), grad_norm)
+                    optimizer.step()
+                    check_finite_parameters(model.parameters())
+                except DivergenceError as err:
+                    raise DivergenceError(
+                        f"train-rm diverged: {err} in epoch {epoch + 1}, step {start // args.batch_size + 1}; "
+                        f"nothing was saved: lower --lr (now {args.lr})"
+                    ) from None
                 advance(1)
             history.append(
                 {

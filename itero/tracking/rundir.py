@@ -17,8 +17,10 @@ from typing import Any
 
 import torch
 
+from itero.errors import IteroError
 
-class RunDirError(RuntimeError):
+
+class RunDirError(IteroError, RuntimeError):
     pass
 
 

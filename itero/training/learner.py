@@ -22,6 +22,7 @@ from torch import Tensor
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
 from itero.distributed import current, fold_metric, is_max_metric
+from itero.errors import DivergenceError, check_finite_parameters, check_finite_step
 from itero.training import sharding
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
@@ -159,7 +160,11 @@ class Learner:
             rng.shuffle(order)
             for start in range(0, num_units, self.cfg.batch_size):
                 units = order[start : start + self.cfg.batch_size]
-                metrics = self.step(batch, units, num_units, loss_fn, rows_per_unit, temperature)
+                try:
+                    metrics = self.step(batch, units, num_units, loss_fn, rows_per_unit, temperature)
+                except DivergenceError as err:
+                    total = self.num_steps(num_units, epochs)
+                    raise DivergenceError(f"{err} at optimizer step {steps + 1} of {total}") from None
                 steps += 1
                 for k, v in metrics.items():
                     fold_metric(totals, k, v)
@@ -179,7 +184,7 @@ class Learner:
     ) -> dict[str, float]:
         """One optimizer step over ``units`` (a mini-batch of the ``num_units`` in ``batch``)."""
         metrics = self.accumulate(batch, units, num_units, loss_fn, rows_per_unit, temperature, micro_batch_size)
-        metrics.update(self.apply())
+        metrics.update(self.apply(metrics["loss"]))
         return metrics
 
     def accumulate(
@@ -231,15 +236,21 @@ class Learner:
             dist.all_reduce_gradients(self.model.parameters())
         return dist.reduce_metrics(sums)
 
-    def apply(self) -> dict[str, float]:
-        """Clip, step the optimizer and the schedule, clear gradients."""
+    def apply(self, loss: float = 0.0) -> dict[str, float]:
+        """Clip, step the optimizer and the schedule, clear gradients. A non-finite ``loss`` or gradient
+        norm is refused before the step and non-finite parameters after it (``DivergenceError``): a
+        diverged run stops instead of saving NaN weights, and its last checkpoint stays the resume point."""
         assert self.optimizer is not None and self.scheduler is not None, "call start_phase first"
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        grad_norm = sharding.as_float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
+        try:
+            check_finite_step(loss, grad_norm)
+            self.optimizer.step()
+            check_finite_parameters(self.model.parameters())
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return {"grad_norm": sharding.as_float(grad_norm), "lr": lr}
+        return {"grad_norm": grad_norm, "lr": lr}
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path, with_optimizer: bool = True) -> None:
