@@ -137,9 +137,7 @@ def evaluate_benchmark(
             chunk_params = dataclasses.replace(params, seed=settings.seed + start) if params.temperature > 0 else params
             batch = generator.generate(prompts[start:end], chunk_params, answers=bench.answers[start:end])
             texts = [cut_at_stop(t, template.stop) for t in batch.response_texts]
-            verdicts = grade_batch(
-                zip(texts, batch.answers), workers=settings.grader_workers, mode=settings.extraction
-            )
+            verdicts = grade_batch(zip(texts, batch.answers), workers=settings.grader_workers, mode=settings.extraction)
             lengths, truncated = batch.response_lengths.tolist(), batch.truncated.tolist()
             for row, (text, verdict) in enumerate(zip(texts, verdicts)):
                 index = start + row // params.n
