@@ -1,8 +1,8 @@
 """Find the final answer in a model response.
 
 Two modes. ``strict`` (the default for rewards): the last \\boxed{}/\\fbox{} (real brace matching,
-also ``\\boxed 5``), unless an explicit answer marker ("The final answer is", "Final Answer:",
-"Answer:", GSM8K "#### n") comes after it; without a box, the last marker. A truncated or
+also ``\\boxed 5``), unless a final-answer marker ("The final answer is", "Final Answer:") comes
+after it; without a box, the last marker ("The answer is", "Answer:", GSM8K "#### n" too). A truncated or
 answer-less response earns nothing. ``lenient`` (evaluation, as peers' graders do) also reads an
 unmarked response: its last math segment, else its last plain number (see ``lenient.py``).
 Text inside <think>...</think> is ignored when an answer follows it; a <think> left open means the
@@ -68,7 +68,8 @@ def _extract_from(text: str, mode: str) -> Extraction:
     if boxed is not None:
         content, start, _ = boxed
         # an explicit final answer written after the last box overrides an earlier intermediate box
-        if marker is not None and marker[1] > start and marker[0]:
+        # ("Final Answer:", "The final answer is"; a mid-text "our answer: ..." check does not count)
+        if marker is not None and marker[1] > start and marker[0] and marker[2]:
             return Extraction(marker[0])
         return Extraction(_clean(content) or None, _box_group(text, content, start))
     if marker is not None:
@@ -133,8 +134,8 @@ def matching_brace(text: str, open_index: int) -> int | None:
     return None
 
 
-def _after_last_marker(text: str) -> tuple[str | None, int] | None:
-    """(answer after the last marker, marker position), or None when there is no marker."""
+def _after_last_marker(text: str) -> tuple[str | None, int, bool] | None:
+    """(answer after the last marker, marker position, is a *final* answer marker), or None without one."""
     last = None
     for last in _MARKER_RE.finditer(text):  # noqa: B007 - the last match is the one we want
         pass
@@ -142,7 +143,7 @@ def _after_last_marker(text: str) -> tuple[str | None, int] | None:
         return None
     segment = text[last.end() : last.end() + MAX_SEGMENT_CHARS]
     paragraph = segment.lstrip().split("\n\n", 1)[0]
-    return _clean(_marker_span(paragraph)) or None, last.start()
+    return _clean(_marker_span(paragraph)) or None, last.start(), "final" in last.group().lower()
 
 
 def _marker_span(paragraph: str) -> str:

@@ -147,6 +147,7 @@ RULES = {
         ("We find $\\boxed{5}$ as a partial sum. Final Answer: The final answer is $17$.", "17", True),
         ("We find $\\boxed{5}$ as a partial sum. Final Answer: The final answer is $17$.", "5", False),
         ("The final answer is $\\boxed{8}$.", "8", True),
+        ("So $\\boxed{44}$. We may check our answer: $17\\cdot 44 = 748$, as claimed.", "44", True),
     ],
 }
 
