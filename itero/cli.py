@@ -52,14 +52,14 @@ EPILOG = {
           itero eval Qwen/Qwen2.5-Math-7B --benchmarks math500,minerva_math,olympiadbench,aime24,amc23 --out runs/base
           itero eval runs/r1/iter_9/checkpoint --n 4 --temperature 0.6 --template qwen25-math-cot --out runs/r1
           itero eval runs/quickstart/base --template plain --max-new-tokens 64 --limit 5 --out runs/tiny
-          itero eval MODEL --benchmarks mine=data/mine.jsonl:question:answer --data-dir ../shared/data
+          itero eval MODEL --benchmarks math500,mine=data/mine.jsonl:question:answer --data-dir data
     """,
     "kl": """
         Monte-Carlo KL(policy || base) per response over samples from the policy at temperature 1, with its
         standard error.
 
         examples:
-          itero kl runs/r1/iter_9/checkpoint Qwen/Qwen2.5-Math-7B --prompts ../shared/data/math500/test.jsonl --n 4
+          itero kl runs/r1/iter_9/checkpoint Qwen/Qwen2.5-Math-7B --prompts data/math500/test.jsonl --n 4
           itero kl runs/quickstart/iter_7/checkpoint runs/quickstart/base --prompts prompts.jsonl --template plain --out kl.json
     """,
     "compare": """
@@ -90,7 +90,7 @@ EPILOG = {
     """,
     "grade": """
         examples:
-          itero grade --check                                  # accept own golds, reject others' (../shared/data)
+          itero grade --check --data-dir data                   # accept own golds, reject others' (benchmark folder)
           itero grade --responses out.jsonl --gold-field gold_answer --response-field response --out verdicts.jsonl
     """,
     "train-rm": """

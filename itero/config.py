@@ -57,7 +57,7 @@ class ArithmeticConfig(Section):
 
 
 class JsonlTaskConfig(Section):
-    train_path: str | None = None  # JSONL prompt set, e.g. ../shared/data/gsm8k/train.jsonl
+    train_path: str | None = None  # JSONL prompt set (e.g. data/gsm8k/train.jsonl) or an hf: dataset spec
     test_path: str | None = None  # None: hold out the first num_test rows of train_path
     num_test: int = Field(200, ge=1)
     prompt_field: str = "problem"
@@ -211,7 +211,9 @@ class EvalConfig(Section):
     template: str = (
         "plain"  # a named template (qwen25-math-cot, online-dpo-r1, ...), a file, or a string with {problem}
     )
-    data_dir: str | None = None  # folder of the benchmark files; None = ../shared/data beside the repo
+    data_dir: str | None = (
+        None  # folder of <name>/test.jsonl files; None = $ITERO_DATA_DIR, else the public datasets (docs/data.md)
+    )
     benchmark_limit: int | None = Field(None, ge=1)  # first N problems of each benchmark
 
     @model_validator(mode="after")
