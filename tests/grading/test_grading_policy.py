@@ -178,3 +178,22 @@ def test_lenient_mode_reads_unmarked_responses(response, gold, expected):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode"):
         extract_answer("\\boxed{1}", mode="loose")
+
+
+ADVERSARIAL = [
+    ("$" * 20000, "1"),
+    ("\\boxed{1} and " * 5000 + "\\boxed{2}", "1, 2"),
+    ("Final Answer: The " + "is " * 10000 + "5.", "5"),
+    ("\\(" * 10000, "1"),
+    ("\\boxed{" + "x<" * 3000 + "1}", "x<1"),
+    ("\\boxed{" + "1;" * 3000 + "2}", "1;2"),
+    ("(p,q)=" * 3000 + "(1,2)", "(1,2)"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(ADVERSARIAL)))
+@pytest.mark.parametrize("mode", ["strict", "lenient"])
+def test_new_paths_stay_fast_on_adversarial_input(index, mode):
+    response, gold = ADVERSARIAL[index]
+    verdict = grade(response, gold, mode=mode)
+    assert verdict.seconds < 3.0 and not verdict.timed_out
