@@ -39,7 +39,10 @@ from itero.tracking.rundir import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_jsonl,
+    config_sha,
+    load_stage,
     prepare_run_dir,
+    record_stage,
 )
 from itero.training.learner import compute_logprobs, forward_logits
 
@@ -51,13 +54,15 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     if not dist.is_main:  # one progress display and one log, from rank 0
         cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": False})})
     task = preflight(cfg)
+    config_text = dump_config(cfg)
     run_dir = dist.broadcast_object(
-        prepare_run_dir(cfg.run_path, dump_config(cfg), force=force, new=new) if dist.is_main else None
+        prepare_run_dir(cfg.run_path, config_text, force=force, new=new) if dist.is_main else None
     )
     if dist.is_main:
         build_base_model(cfg, run_dir)  # the tiny model is built once, then every rank loads it
     dist.barrier()
     rt = build_runtime(cfg, run_dir, task)
+    rt.config_sha = config_sha(config_text)
     start = warm_up(rt)
     if getattr(cfg.algorithm, "dpo_iterations", 0):
         train_dpo_model(rt, start)
@@ -98,6 +103,7 @@ def warm_up(rt: Runtime) -> Path | None:
             {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps},
         )
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
+        record_stage(d, "sft", rt.config_sha)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
     evaluate(rt, d, rt.initial_checkpoint)
@@ -149,7 +155,7 @@ def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
             t0 = time.perf_counter()
             with stopped_on_divergence(rt, f"iteration {k}", start):
                 stage(rt, d, k, start)
-            record_time(d, stage.__name__, time.perf_counter() - t0)
+            record_stage(d, stage.__name__, rt.config_sha, time.perf_counter() - t0)
             distributed.current().barrier()  # rank 0 has written the stage's output; the others read it
     rt.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
     if k % rt.cfg.eval.every == 0 or k == rt.cfg.loop.iterations:
@@ -231,15 +237,8 @@ def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     atomic_torch_save(d / "rollouts.pt", batch)
 
 
-def record_time(d: Path, stage: str, seconds: float) -> None:
-    """Wall-clock seconds per stage in ``time.json`` (compare plots accuracy against their running sum)."""
-    f = d / "time.json"
-    times = json.loads(f.read_text()) if f.exists() else {}
-    atomic_write_json(f, {**times, stage: seconds})
-
-
 def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
-    batch = torch.load(d / "rollouts.pt", weights_only=False)
+    batch = load_stage(d / "rollouts.pt")
     norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
     if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
         previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
@@ -279,7 +278,7 @@ def logprob_temperature(rt: Runtime) -> float:
 
 
 def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
-    batch = torch.load(d / "scored.pt", weights_only=False)
+    batch = load_stage(d / "scored.pt")
     algo, cfg, mbs, temp = rt.algo, rt.cfg.algorithm, rt.cfg.training.micro_batch_size, logprob_temperature(rt)
     # frozen passes: each rank its rows, then gathered (the same count on every rank for a sharded model)
     per_rank = functools.partial(distributed.current().map_rows, balanced=rt.learner.sharded)
@@ -339,7 +338,7 @@ def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
 
 
 def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
-    batch = torch.load(d / "prepared.pt", weights_only=False)
+    batch = load_stage(d / "prepared.pt")
     cfg, t = rt.cfg.algorithm, rt.cfg.training
     restart = getattr(cfg, "restart_from_base", False)
     rt.ensure_policy(rt.initial_checkpoint if restart else start)

@@ -46,6 +46,7 @@ class Runtime:
     critic_source: str | None = None
     replica: torch.nn.Module | None = None  # a sharded policy's plain copy that the hf generator runs
     strategy: str = "ddp"  # distributed.strategy after the accelerate launch config (sharding.launcher_strategy)
+    config_sha: str = ""  # of the run's config.yaml (tracking.rundir.config_sha): what each stage records
     _initial: torch.nn.Module | None = field(default=None, repr=False)
     _frozen: dict = field(default_factory=dict, repr=False)
 

@@ -1,10 +1,19 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from itero.cli import main
 from itero.config import Config, dump_config, load_config
 from itero.schema import ConfigError
+from itero.tracking.rundir import (
+    RunDirError,
+    config_differences,
+    config_sha,
+    load_stage,
+    prepare_run_dir,
+    read_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,8 +132,6 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args):
 
 
 def test_changed_config_is_refused_without_force(tmp_path):
-    from itero.tracking.rundir import RunDirError, prepare_run_dir
-
     run = tmp_path / "r"
     assert prepare_run_dir(run, "a: 1\n") == run
     assert prepare_run_dir(run, "a: 1\n") == run  # same config resumes
@@ -133,7 +140,35 @@ def test_changed_config_is_refused_without_force(tmp_path):
     assert (run / "config.yaml").read_text() == "a: 1\n"
     assert prepare_run_dir(run, "a: 2\n", new=True) == tmp_path / "r-2"
     assert prepare_run_dir(run, "a: 2\n", force=True) == run
-    assert (run / "config.prev.yaml").read_text() == "a: 1\n"
+    assert prepare_run_dir(run, "a: 3\n", force=True) == run
+    history = {f.name: f.read_text() for f in (run / "config.history").iterdir()}  # every replaced config
+    assert history == {config_sha(text) + ".yaml": text for text in ("a: 1\n", "a: 2\n")}
+
+
+def test_the_refusal_names_the_keys_that_differ_and_ignores_display_only_ones(tmp_path):
+    run = tmp_path / "r"
+    old = "training:\n  lr: 0.0001\n  epochs: 2\nlogging:\n  progress: true\n"
+    prepare_run_dir(run, old)
+    shown = old.replace("progress: true", "progress: false")
+    assert prepare_run_dir(run, shown) == run  # a display-only change resumes the run
+    assert config_sha(shown) == config_sha(old) and not (run / "config.history").exists()
+    with pytest.raises(RunDirError, match=r"\(training.lr: 0.0001 -> 1e-05; training.seed: '\(unset\)' -> 3\)"):
+        prepare_run_dir(run, old.replace("0.0001", "1.0e-05").replace("epochs: 2", "epochs: 2\n  seed: 3"))
+    assert config_differences(old, old.replace("epochs: 2", "epochs: 4")) == ["training.epochs: 2 -> 4"]
+
+
+def test_a_damaged_stage_file_names_itself_and_the_recovery(tmp_path):
+    good = tmp_path / "prepared.pt"
+    torch.save({"x": torch.arange(1000)}, good)
+    damaged = tmp_path / "iter_2" / "prepared.pt"
+    damaged.parent.mkdir()
+    damaged.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # truncated, as a full disk leaves it
+    assert torch.equal(load_stage(good)["x"], torch.arange(1000))
+    with pytest.raises(RunDirError, match=rf"{damaged} cannot be read .*delete it and rerun the same command"):
+        load_stage(damaged)
+    (tmp_path / "eval.json").write_text('{"greedy_accuracy": 0.5')
+    with pytest.raises(RunDirError, match="eval.json cannot be read"):
+        read_json(tmp_path / "eval.json")
 
 
 @pytest.mark.parametrize(

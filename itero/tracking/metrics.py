@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from itero.tracking.rundir import atomic_write_text
+from itero.tracking.rundir import atomic_write_text, read_json
 
 STAGES = ("generate", "score", "prepare", "train", "eval", "bench", "time")
 
@@ -23,7 +23,7 @@ def collect(run_dir: Path) -> list[dict]:
         for stage in STAGES:
             f = d / f"{stage}.json"
             if f.exists():
-                row.update({f"{stage}/{key}": value for key, value in json.loads(f.read_text()).items()})
+                row.update({f"{stage}/{key}": value for key, value in read_json(f).items()})
         if len(row) > 1:
             rows.append(row)
     return rows

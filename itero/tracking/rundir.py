@@ -6,6 +6,7 @@ whole; a stage is done exactly when its output exists.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -80,15 +81,75 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
+def _damaged(path: Path, err: Exception) -> RunDirError:
+    return RunDirError(
+        f"{path} cannot be read ({type(err).__name__}: {str(err)[:120]}): the file is damaged; delete it and "
+        "rerun the same command, the stage that wrote it is recomputed from its inputs"
+    )
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """A run file written by ``atomic_write_json``; a damaged one is reported with how to recover."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _damaged(path, err) from None
+
+
+def load_stage(path: Path) -> Any:
+    """A stage's saved batch (``torch.save``): a truncated or damaged file is reported with its path and
+    the recovery instead of a traceback from deep inside the unpickler."""
+    try:
+        return torch.load(path, weights_only=False)
+    except (RuntimeError, EOFError, ValueError, OSError, ImportError, AttributeError) as err:
+        raise _damaged(path, err) from None
+
+
+# Keys that change how a run is shown, not what it computes: a run resumes across a change of them.
+# (Thread counts and --debug are command-line options, not config keys, so they never count.)
+NO_RESULT_KEYS = frozenset({"logging.progress"})
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _result_keys(config_text: str) -> dict[str, Any]:
+    import yaml
+
+    return {k: v for k, v in _flat(yaml.safe_load(config_text) or {}).items() if k not in NO_RESULT_KEYS}
+
+
+def config_sha(config_text: str) -> str:
+    """A short hash of what a config computes (``NO_RESULT_KEYS`` left out): equal for configs that
+    give the same results. Stages record it; ``config.history/<sha>.yaml`` holds each replaced config."""
+    canonical = json.dumps(_result_keys(config_text), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def config_differences(old_text: str, new_text: str) -> list[str]:
+    """``key: old -> new`` for every key whose value differs and that changes results."""
+    old, new = _result_keys(old_text), _result_keys(new_text)
+    missing = "(unset)"
+    return [
+        f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k, missing) != new.get(k, missing)
+    ]
 
 
 def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: bool = False) -> Path:
     """Create or reopen ``path`` for a run of ``config_text``; returns the directory to use.
 
-    Same config: resume. Different config: refused, unless ``force`` (continue this run with the
-    new config; the old one is kept as config.prev.yaml) or ``new`` (a fresh sibling directory).
+    Same config (up to ``NO_RESULT_KEYS``): resume. Different config: refused with the keys that
+    differ, unless ``force`` (continue this run with the new config; the old one is kept as
+    ``config.history/<sha>.yaml``, the name each stage's ``provenance.json`` records) or ``new`` (a
+    fresh sibling directory).
     """
     config_file = path / "config.yaml"
     if new and config_file.exists():
@@ -99,13 +160,25 @@ def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: b
         config_file = path / "config.yaml"
     if config_file.exists():
         old = config_file.read_text()
-        if old != config_text:
-            if not force:
-                raise RunDirError(
-                    f"{path} holds a run with a different config (see {config_file}).\n"
-                    "  Use the same config to resume it, --force to continue it with the new config, "
-                    "or --new to start a fresh run beside it."
-                )
-            atomic_write_text(path / "config.prev.yaml", old)
+        changes = config_differences(old, config_text)
+        if changes and not force:
+            shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+            raise RunDirError(
+                f"{path} holds a run with a different config ({shown}): use the same config to resume it, "
+                "--force to continue it with the new one (the old is kept in config.history/), "
+                "or --new to start a fresh run beside it"
+            )
+        if changes:
+            atomic_write_text(path / "config.history" / f"{config_sha(old)}.yaml", old)
     atomic_write_text(config_file, config_text)
     return path
+
+
+def record_stage(d: Path, stage: str, sha: str, seconds: float | None = None) -> None:
+    """The config each stage ran under in ``provenance.json`` (its ``config_sha``) and, for the stages
+    of an iteration, wall-clock seconds in ``time.json`` (compare plots accuracy against their sum)."""
+    for name, value in (("provenance.json", sha), ("time.json", seconds)):
+        f = d / name
+        if value is not None:
+            done = json.loads(f.read_text()) if f.exists() else {}
+            atomic_write_json(f, {**done, stage: value})

@@ -9,6 +9,7 @@ from helpers import text_batch, tiny
 
 from itero.cli import main
 from itero.errors import DivergenceError, IteroError
+from itero.tracking.rundir import config_sha
 from itero.training.learner import Learner, OptimConfig
 
 TINY = [
@@ -92,9 +93,20 @@ def test_train_with_a_huge_learning_rate_stops_with_a_message_and_resumes_when_f
     assert (run_dir / "sft" / "checkpoint").exists()  # the last good checkpoint
     assert (run_dir / "iter_1" / "prepared.pt").exists() and not (run_dir / "iter_1" / "checkpoint").exists()
 
+    diverged = (run_dir / "config.yaml").read_text()
     assert main([*args, "training.lr=1e-4", "--force"]) == 0  # resumes at the train stage
     train = json.loads((run_dir / "iter_1" / "train.json").read_text())
     assert train["steps"] > 0 and math.isfinite(train["loss"])
+    # provenance: the stages before the fix ran under the diverged config, kept in config.history/
+    stages = json.loads((run_dir / "iter_1" / "provenance.json").read_text())
+    fixed = config_sha((run_dir / "config.yaml").read_text())
+    assert stages == {
+        "generate": config_sha(diverged),
+        "score": config_sha(diverged),
+        "prepare": config_sha(diverged),
+        "train": fixed,
+    }
+    assert (run_dir / "config.history" / f"{config_sha(diverged)}.yaml").read_text() == diverged
 
 
 @pytest.mark.slow
