@@ -9,7 +9,8 @@ V̂(s_i) = mean reward of the full responses (prefix + continuation). Then with 
 outcome R as the last step's reward, A_i = r_i + V̂(s_{i+1}) − V̂(s_i), every token of step i gets
 A_i, advantages are whitened over the batch and trained with the PPO actor loss + β·k3 KL loss.
 Defaults: VinePPO's configs (K 9, β 1e-4 with the k3 estimate clamped to 10, ratio threshold 10);
-``max_steps`` caps the estimated states per response (later steps get A = 0, VinePPO's back-fill).
+``max_steps`` = N estimates the prompt state and the states after the first N steps, N + 1 in all,
+as VinePPO's ``max_step_for_value_estimation`` (later states are back-filled, so their steps get A = 0).
 Departure: a step that shares its first token with the previous step (no token starts in it) has no
 state of its own; it is merged into that step.
 """
@@ -34,7 +35,8 @@ from itero.core.steps import dedup_states, split_steps, token_char_offsets, toke
 class Config(PolicyGradientConfig):
     name: Literal["vineppo"] = "vineppo"
     num_rollouts: int = Field(9, ge=1)  # K continuations per state
-    max_steps: int | None = Field(None, ge=1)  # states estimated per response (None = all)
+    # VinePPO's max_step_for_value_estimation: s_0 plus the states after steps 1 … N (None = all)
+    max_steps: int | None = Field(None, ge=0)
     min_step_chars: int = Field(8, ge=1)  # shorter fragments merge into the previous step
     step_cut_after: str = ""  # extra step-ending characters, e.g. " " for the arithmetic task
     beta: float = Field(1e-4, ge=0.0)  # k3 KL loss coefficient
@@ -77,7 +79,7 @@ def plan_steps(batch: RolloutBatch, cfg: Config, tokenizer) -> StepPlan:
             dense[t:] = s
         positions = batch.response_mask[row].nonzero().flatten()
         token_steps[row, positions] = dense
-        state_lens.append(starts[: cfg.max_steps] if cfg.max_steps else starts)
+        state_lens.append(starts if cfg.max_steps is None else starts[: cfg.max_steps + 1])
     return StepPlan(token_steps, state_lens)
 
 

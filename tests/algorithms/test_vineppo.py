@@ -91,13 +91,50 @@ def test_step_cap_back_fills_later_steps_with_zero():
     tok, batch = three_rows()
     batch = batch.select([0, 1])
     rollout = TableRollout(V, k=2)
-    out, stats = vineppo.estimate_advantages(batch, vineppo.Config(num_rollouts=2, max_steps=1, **CFG), tok, rollout)
+    out, stats = vineppo.estimate_advantages(batch, vineppo.Config(num_rollouts=2, max_steps=0, **CFG), tok, rollout)
     assert rollout.calls == [[(0, 0)]]  # only s_0, shared by both rows
     assert stats["mc_states"] == 2 and stats["mc_unique_states"] == 1
     # not estimated: V̂(s_2) = R + 0, V̂(s_1) = 0 + V̂(s_2) = R → A_1 = A_2 = 0, A_0 = R − V̂(s_0)
     #   row 0: 1 − 0.5 = 0.5; row 1: 0 − 0.5 = −0.5
     assert out.advantages[0].tolist() == pytest.approx([0.5] * 8 + [0.0] * 22, abs=1e-6)
     assert out.advantages[1].tolist() == pytest.approx([-0.5] * 8 + [0.0] * 22, abs=1e-6)
+
+
+def vineppo_value_indices(num_steps: int, cap: int | None) -> list[int]:
+    """The value indices VinePPO estimates for a response of ``num_steps`` steps, written out from
+    McGill-NLP/VinePPO ``math_episode_generator_with_mc_advantages.py::_create_value_estimation_requests``:
+    the query (value_idx 0), then step_idx 0 … max_step_idx as value_idx step_idx + 1, where
+    max_step_idx = min(S − 2, max_step_for_value_estimation − 1)."""
+    max_step_idx = num_steps - 2
+    if cap is not None:
+        max_step_idx = min(max_step_idx, cap - 1)
+    return [0] + [step_idx + 1 for step_idx in range(num_steps) if step_idx <= max_step_idx]
+
+
+@pytest.mark.parametrize("cap", [0, 1, 2, 3, None])
+def test_step_cap_counts_the_query_state_and_n_step_states_as_vineppo(cap):
+    tok, batch = three_rows()
+    rollout = TableRollout(V, k=1)
+    out, _ = vineppo.estimate_advantages(
+        batch.select([0]), vineppo.Config(num_rollouts=1, max_steps=cap, **CFG), tok, rollout
+    )
+    # row 0 has three steps with state prefixes 0, 8, 18 tokens
+    estimated = vineppo_value_indices(3, cap)
+    assert rollout.calls == [[(0, (0, 8, 18)[i]) for i in estimated]]
+    # VinePPO's _compute_step_advantages: V̂(terminal) = 0, trailing missing values back-filled
+    # V̂_i = r_i + V̂_{i+1}, then A_i = r_i + V̂_{i+1} − V̂_i
+    values = [V[(0, (0, 8, 18)[i])] if i in estimated else None for i in range(3)] + [0.0]
+    rewards = [0.0, 0.0, SCORES[0]]
+    for i in range(2, -1, -1):
+        if values[i] is not None:
+            break
+        values[i] = rewards[i] + values[i + 1]
+    expected = [rewards[i] + values[i + 1] - values[i] for i in range(3)]
+    # cap 2 on this 3-step response: VinePPO [0.25, 0.15, 0.1] (every state); an N-in-all cap gave [0.25, 0.25, 0]
+    if cap == 2:
+        assert expected == pytest.approx([0.25, 0.15, 0.1])
+    a0, a1, a2 = expected
+    assert out.advantages[0].tolist() == pytest.approx([a0] * 8 + [a1] * 10 + [a2] * 12, abs=1e-6)
 
 
 def test_mc_value_variance():
