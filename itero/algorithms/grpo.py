@@ -3,7 +3,8 @@
 A_i = (R_i − mean_group R) / (std + eps_std) on every token of response i; the loss is
 ``policy_gradient.token_loss`` (clipped ratio + β·k3 to the reference) aggregated by ``loss_agg``:
 ``token-mean`` (TRL's default "dapo"), ``seq-mean-token-mean`` (original GRPO) or
-``seq-mean-token-sum-norm`` (Dr.GRPO, with ``scale_rewards: none``). μ (TRL num_iterations) is
+``dr-grpo`` (Σ / (B · L), TRL's dr_grpo, with ``scale_rewards: none``; ``seq-mean-token-sum-norm`` is
+the same mode under an older name, which is not verl's mode of that name: verl's is B times larger). μ (TRL num_iterations) is
 ``training.epochs``. Defaults are TRL's grpo_config (ε 0.2, β 0, scale "group", ε_std 1e-4).
 Departures: token-mean divides by the tokens of the whole iteration's batch, then the learner
 rescales each optimizer step by the fraction of rows it holds (TRL: the tokens of one step);

@@ -24,7 +24,9 @@ from itero.core.losses import clipped_pg_loss
 from itero.core.masked import masked_mean
 from itero.schema import Section
 
-LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+# dr-grpo = Σ / (B · L), TRL's dr_grpo; seq-mean-token-sum-norm is the same mode under its older name,
+# which is not verl's mode of that name (verl sums the sequences: B times larger per micro-batch of B)
+LossAgg = Literal["token-mean", "seq-mean-token-mean", "dr-grpo", "seq-mean-token-sum-norm"]
 
 
 class PolicyGradientConfig(Section):

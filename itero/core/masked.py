@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm", "seq-mean-token-sum")
+# "dr-grpo" and "seq-mean-token-sum-norm" are one mode: TRL's dr_grpo, Σ / (B · L). verl's mode of the
+# latter name sums its sequences instead of averaging them, B times larger per micro-batch of B.
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "dr-grpo", "seq-mean-token-sum-norm", "seq-mean-token-sum")
 
 
 def masked_sum(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
@@ -42,8 +44,9 @@ def aggregation_weights(response_mask: Tensor, mode: str, max_length: int | None
 
     - token-mean: every valid token of the batch counts the same (DAPO).
     - seq-mean-token-mean: mean over each sequence's tokens, then over sequences (original GRPO).
-    - seq-mean-token-sum-norm: Σ_t loss / (B · max_length), a constant normaliser (Dr.GRPO);
-      max_length defaults to the width T.
+    - dr-grpo (alias seq-mean-token-sum-norm): Σ loss / (B · max_length), a constant normaliser, TRL's
+      dr_grpo; max_length defaults to the width T. verl's seq-mean-token-sum-norm is Σ loss / max_length
+      per micro-batch (sequences summed, not averaged): B times this for a micro-batch of B.
     - seq-mean-token-sum: Σ_t loss per sequence, then mean over sequences (sequence NLL).
     Computing weights once over the whole batch makes any micro-batch split give the same gradient.
     """
@@ -53,7 +56,7 @@ def aggregation_weights(response_mask: Tensor, mode: str, max_length: int | None
         return m / m.sum().clamp(min=1.0)
     if mode == "seq-mean-token-mean":
         return m / (m.sum(-1, keepdim=True).clamp(min=1.0) * B)
-    if mode == "seq-mean-token-sum-norm":
+    if mode in ("dr-grpo", "seq-mean-token-sum-norm"):
         return m / (B * (max_length or m.shape[1]))
     if mode == "seq-mean-token-sum":
         return m / B

@@ -54,6 +54,7 @@ def test_prepare_batch_and_no_scaling():
         ("token-mean", [1 / 16] * 6),  # 16 valid tokens
         ("seq-mean-token-mean", [1 / (6 * n) for n in (2, 3, 4, 2, 3, 2)]),  # 1 / (sequences · length)
         ("seq-mean-token-sum-norm", [1 / (6 * 4)] * 6),  # Dr.GRPO: 1 / (sequences · width 4)
+        ("dr-grpo", [1 / (6 * 4)] * 6),  # the same mode under the name of what it computes (TRL's dr_grpo)
     ],
 )
 def test_prepare_token_weights(agg, row_weights):

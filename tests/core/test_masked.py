@@ -35,3 +35,18 @@ def test_aggregation_weights():
     torch.testing.assert_close(w(M, "seq-mean-token-sum"), M / 2.0)
     with pytest.raises(ValueError):
         w(M, "sum")
+
+
+def test_dr_grpo_is_trl_dr_grpo_and_not_verl_seq_mean_token_sum_norm():
+    # per-token losses L on the valid tokens of M (B = 2 sequences, width T = 3): 1 + 2 and 4
+    L = X
+    ours = (L * aggregation_weights(M, "dr-grpo")).sum().item()
+    # TRL grpo_trainer loss_type "dr_grpo": (per_token_loss * mask).sum() / (B · max_completion_length)
+    trl = (L * M).sum().item() / (2 * 3)
+    assert ours == pytest.approx(trl) == pytest.approx(7 / 6)
+    # the older name is the same mode
+    torch.testing.assert_close(aggregation_weights(M, "seq-mean-token-sum-norm"), aggregation_weights(M, "dr-grpo"))
+    # verl core_algos.agg_loss "seq-mean-token-sum-norm" on one micro-batch: the per-sequence sums are
+    # summed (not averaged) over sequences, then divided by the width: B times TRL's number
+    verl = (L * M).sum(-1).sum().item() / 3
+    assert verl == pytest.approx(7 / 3) == pytest.approx(2 * ours)
