@@ -235,6 +235,11 @@ class LoggingConfig(Section):
     run_dir: str = "runs"
     name: str = "quickstart"
     progress: bool = True
+    # where the metrics also go (docs/trackers.md); each needs its extra: pip install 'itero[wandb]'
+    trackers: list[Literal["tensorboard", "wandb", "mlflow"]] = []
+    project: str = "itero"  # the W&B project and MLflow experiment; the run is named after the run directory
+    mlflow_uri: str | None = None  # MLflow's tracking URI; None: $MLFLOW_TRACKING_URI, else MLflow's default
+    tracker_samples: int = Field(8, ge=0)  # rollouts per iteration shown as a sample table
 
 
 class DistributedConfig(Section):

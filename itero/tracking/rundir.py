@@ -107,7 +107,15 @@ def load_stage(path: Path) -> Any:
 
 # Keys that change how a run is shown, not what it computes: a run resumes across a change of them.
 # (Thread counts and --debug are command-line options, not config keys, so they never count.)
-NO_RESULT_KEYS = frozenset({"logging.progress"})
+NO_RESULT_KEYS = frozenset(
+    {
+        "logging.progress",
+        "logging.trackers",
+        "logging.project",
+        "logging.mlflow_uri",
+        "logging.tracker_samples",
+    }
+)
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
