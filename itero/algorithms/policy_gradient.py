@@ -20,7 +20,8 @@ from torch import Tensor
 from itero.batch import RolloutBatch
 from itero.core.advantages import scale_negative_advantages, zero_variance_group_fraction
 from itero.core.kl import kl_estimate
-from itero.core.losses import clipped_pg_loss
+from itero.core.logprobs import token_entropy
+from itero.core.losses import clipped_pg_loss, entropy_bonus_loss
 from itero.core.masked import masked_mean
 from itero.schema import Section
 
@@ -36,7 +37,12 @@ class PolicyGradientConfig(Section):
     epsilon_high: float | None = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
     beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
     reference: Literal["initial", "previous"] = "initial"  # the KL's π_ref: initial model (TRL) or previous iterate
-    kl_clamp: float | None = Field(None, gt=0.0)  # clamp the per-token KL estimate to ±c (VinePPO: 10)
+    # clamp the per-token KL estimate (loss or reward) to ±c: verl, OpenRLHF and VinePPO use 10; null = TRL (none)
+    kl_clamp: float | None = Field(10.0, gt=0.0)
+    # Dual-clip PPO: for A < 0 the token loss is capped at −A·c (verl's clip_ratio_c = 3); None = off
+    dual_clip: float | None = Field(None, gt=1.0)
+    # verl's entropy_coeff: subtracts coef·H(π_θ(·|s_t)) per token; needs the logits from the learner
+    entropy_coef: float = Field(0.0, ge=0.0)
     # skip (zero the loss of) a micro-batch whose mean ratio exceeds this: a stale or diverged batch (VinePPO: 10)
     ratio_threshold: float | None = Field(None, gt=1.0)
     # ratios, KL and entropy of softmax(logits / T) at the sampling temperature T (TRL, VinePPO), or at 1
@@ -61,6 +67,18 @@ class PolicyGradientConfig(Section):
     def clip_high(self) -> float:
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
 
+    @property
+    def needs_logits(self) -> bool:
+        """The loss needs the (B, T, V) logits of the learner's forward (the entropy bonus)."""
+        return self.entropy_coef > 0
+
+    def policy_terms(self, batch: RolloutBatch, logprobs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The per-token policy loss (B, T) and its stats (``ratio``, ``clipped``): PPO-clip here; GSPO's
+        sequence ratio and CISPO's clipped weight override it."""
+        return clipped_pg_loss(
+            logprobs, batch.old_logprobs, batch.advantages, self.epsilon, self.clip_high, self.dual_clip
+        )
+
 
 def apply_negative_weight(batch: RolloutBatch, cfg) -> RolloutBatch:
     """The prepared batch with its negative advantages scaled by ``cfg.negative_weight`` (unchanged for
@@ -78,19 +96,38 @@ def select_all(
     return batch, {"frac_zero_variance_groups": zero_variance_group_fraction(batch.scores, batch.group_ids)}
 
 
-def token_loss(batch: RolloutBatch, logprobs: Tensor, cfg: PolicyGradientConfig) -> tuple[Tensor, dict[str, float]]:
-    """Σ_t token_weights·[max(−A_t ρ_t, −A_t clip(ρ_t, 1−ε_low, 1+ε_high)) + β·k3(π_θ, π_ref)_t].
+def token_loss(
+    batch: RolloutBatch,
+    logprobs: Tensor,
+    cfg: PolicyGradientConfig,
+    logits: Tensor | None = None,
+    temperature: float = 1.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """Σ_t token_weights·[policy term + β·k3(π_θ, π_ref)_t − c_H·H_t].
 
     logprobs (B, T) of π_θ; ``batch`` carries old_logprobs, advantages, token_weights (B, T) and,
-    when β > 0, ref_logprobs. The weights hold the aggregation (token-mean, per-sequence mean,
-    Dr.GRPO's constant), computed over the whole batch, so micro-batching never changes the gradient.
+    when β > 0, ref_logprobs. The policy term is ``cfg.policy_terms`` (PPO-clip by default). The
+    weights hold the aggregation (token-mean, per-sequence mean, Dr.GRPO's constant), computed over
+    the whole batch, so micro-batching never changes the gradient. ``logits`` (B, T, V) of the same
+    forward, divided by ``temperature`` here, are needed only for the entropy bonus (``entropy_coef``).
     """
-    per_token, stats = clipped_pg_loss(logprobs, batch.old_logprobs, batch.advantages, cfg.epsilon, cfg.clip_high)
+    per_token, stats = cfg.policy_terms(batch, logprobs)
     mask = batch.response_mask
     metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask)
+    if cfg.dual_clip is not None:
+        metrics["dual_clip_fraction"] = float(masked_mean(stats["dual_clipped"].float(), mask))
     metrics.update(kl_metrics(batch, logprobs))
     if cfg.kl_loss_coef > 0:
         per_token = per_token + cfg.kl_loss_coef * kl_estimate(logprobs, batch.ref_logprobs, "k3", cfg.kl_clamp)
+    if cfg.entropy_coef > 0:
+        if logits is None:
+            raise ValueError(
+                "entropy_coef > 0 needs the learner's logits: the loss function must ask for them "
+                "(needs_logits) and pass logits= and temperature= to the algorithm's loss"
+            )
+        entropy = token_entropy(logits, temperature)
+        per_token = per_token + entropy_bonus_loss(entropy, cfg.entropy_coef)
+        metrics["entropy_bonus_term"] = float(masked_mean(entropy.detach(), mask))
     loss = (batch.token_weights * per_token).sum()
     if cfg.ratio_threshold is not None:
         skip = metrics["ratio_mean"] > cfg.ratio_threshold

@@ -114,8 +114,11 @@ def prepare(batch: RolloutBatch, cfg: Config, rewards: Tensor | None = None) -> 
     )
 
 
-def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:
-    return token_loss(batch, logprobs, cfg)
+def loss(
+    batch: RolloutBatch, logprobs: Tensor, cfg: Config, logits: Tensor | None = None, temperature: float = 1.0
+) -> tuple[Tensor, dict[str, float]]:
+    """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
+    return token_loss(batch, logprobs, cfg, logits, temperature)
 
 
 def value_loss(batch: RolloutBatch, values: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:

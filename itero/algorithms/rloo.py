@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from itero.algorithms.policy_gradient import PolicyGradientConfig, kl_metrics, ratio_metrics, select_all
@@ -27,6 +27,12 @@ class Config(PolicyGradientConfig):
     name: Literal["rloo"] = "rloo"
     beta: float = Field(0.05, ge=0.0)  # sequence KL(π_old‖π_ref) subtracted from the reward (k1 summed)
     normalize_advantages: bool = False  # whiten A over the batch (TRL option, ε 1e-4)
+
+    @model_validator(mode="after")
+    def _no_token_entropy(self):
+        if self.entropy_coef > 0:
+            raise ValueError("rloo's loss is per sequence: entropy_coef is not supported; use grpo or reinforce_pp")
+        return self
 
 
 rows_per_unit = 1
@@ -54,7 +60,7 @@ def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, di
     seq_logp = (logprobs * mask).sum(-1, keepdim=True)  # (B, 1)
     seq_old = (batch.old_logprobs * mask).sum(-1, keepdim=True)
     seq_adv = (batch.advantages * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
-    per_seq, stats = clipped_pg_loss(seq_logp, seq_old, seq_adv, cfg.epsilon, cfg.clip_high)
+    per_seq, stats = clipped_pg_loss(seq_logp, seq_old, seq_adv, cfg.epsilon, cfg.clip_high, cfg.dual_clip)
     metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask.sum(-1, keepdim=True) > 0)
     metrics.update(kl_metrics(batch, logprobs))
     return (batch.seq_weights * per_seq.squeeze(-1)).sum(), metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 
 def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0, chunk_size: int = 1024) -> Tensor:
@@ -31,3 +32,18 @@ def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
     z = logits.float() / temperature
     logp = F.log_softmax(z, dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+def token_entropy(logits: Tensor, temperature: float = 1.0, chunk_size: int = 128) -> Tensor:
+    """:func:`entropy_from_logits` with its gradient, (B, T, V) → (B, T) float32.
+
+    Chunks of ``chunk_size`` positions are checkpointed when a gradient is needed, so backward
+    recomputes one chunk's float32 softmax at a time instead of keeping a (B, T, V) one alive.
+    """
+    if not (torch.is_grad_enabled() and logits.requires_grad):
+        return entropy_from_logits(logits, temperature)
+    chunks = [
+        checkpoint(entropy_from_logits, logits[:, s : s + chunk_size], temperature, use_reentrant=False)
+        for s in range(0, logits.shape[1], chunk_size)
+    ]
+    return torch.cat(chunks, dim=1)
