@@ -38,3 +38,30 @@ def kl_reward(
     """Per-token reward term −coef·k_t·m_t (B, T), added to the outcome reward."""
     k = kl_estimate(logprobs, ref_logprobs, kind, clamp)
     return -coef * k * mask.to(k.dtype)
+
+
+class AdaptiveKLController:
+    """Adaptive KL coefficient (Ziegler et al. 2019; TRL's and OpenRLHF's ``AdaptiveKLController``).
+
+    After an iteration whose measured KL(π‖π_ref) was ``current`` over ``n_steps`` samples:
+    e = clip(current / target − 1, −0.2, 0.2) and β ← β·(1 + e·n_steps / horizon). A KL above the
+    target raises β, one below lowers it, by at most 20 % of n_steps / horizon per update.
+    The state is three floats (``state_dict``), so a resumed run continues with the same β.
+    """
+
+    def __init__(self, init_coef: float, target: float, horizon: float):
+        if not (init_coef >= 0 and target > 0 and horizon > 0):
+            raise ValueError(f"need init_coef ≥ 0, target > 0, horizon > 0; got {init_coef}, {target}, {horizon}")
+        self.value, self.target, self.horizon = float(init_coef), float(target), float(horizon)
+
+    def update(self, current: float, n_steps: int) -> float:
+        """β after an iteration of ``n_steps`` samples whose mean KL was ``current``; returns the new β."""
+        error = min(max(current / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + error * n_steps / self.horizon
+        return self.value
+
+    def state_dict(self) -> dict[str, float]:
+        return {"value": self.value, "target": self.target, "horizon": self.horizon}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.value, self.target, self.horizon = (float(state[k]) for k in ("value", "target", "horizon"))

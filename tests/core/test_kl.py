@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from itero.core.kl import kl_estimate, kl_reward
+from itero.core.kl import AdaptiveKLController, kl_estimate, kl_reward
 
 LN2 = math.log(2.0)
 LOGP = torch.tensor([[LN2, 0.0, 0.0]])
@@ -44,3 +44,22 @@ def test_kl_reward_masks_and_scales():
     out = kl_reward(LOGP, REF, mask, coef=0.1, kind="k1")
     # −0.1·(ln2, −ln2, ·) = (−0.0693147, 0.0693147), padding → 0
     torch.testing.assert_close(out, torch.tensor([[-0.0693147, 0.0693147, 0.0]]))
+
+
+def test_adaptive_kl_controller_hand_numbers():
+    # TRL / OpenRLHF AdaptiveKLController.update, written out:
+    #   proportional_error = clip(current / target − 1, −0.2, 0.2); value *= 1 + proportional_error·n_steps / horizon
+    ctl = AdaptiveKLController(init_coef=0.1, target=6.0, horizon=10_000)
+    # KL 9 over 1000 samples: 9/6 − 1 = 0.5, clipped to 0.2 → β·(1 + 0.2·0.1) = 0.1·1.02
+    assert ctl.update(9.0, 1000) == pytest.approx(0.102)
+    # KL 5.4: 5.4/6 − 1 = −0.1 → 0.102·(1 − 0.01) = 0.10098
+    assert ctl.update(5.4, 1000) == pytest.approx(0.10098)
+    # KL 0: −1 clipped to −0.2, over 5000 samples → 0.10098·(1 − 0.1) = 0.090882
+    assert ctl.update(0.0, 5000) == pytest.approx(0.090882)
+    # at the target β stays
+    assert ctl.update(6.0, 1000) == pytest.approx(0.090882)
+    resumed = AdaptiveKLController(init_coef=1.0, target=1.0, horizon=1.0)
+    resumed.load_state_dict(ctl.state_dict())
+    assert resumed.update(9.0, 1000) == pytest.approx(ctl.update(9.0, 1000)) == pytest.approx(0.090882 * 1.02)
+    with pytest.raises(ValueError):
+        AdaptiveKLController(0.1, target=0.0, horizon=1.0)
