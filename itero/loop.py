@@ -44,6 +44,7 @@ from itero.tracking.rundir import (
     prepare_run_dir,
     record_stage,
 )
+from itero.tracking.trackers import check_trackers, sync_trackers
 from itero.training.learner import compute_logprobs, forward_logits
 
 
@@ -54,6 +55,7 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     if not dist.is_main:  # one progress display and one log, from rank 0
         cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": False})})
     task = preflight(cfg)
+    check_trackers(cfg.logging.trackers)  # a missing tracker package fails now, not after SFT
     config_text = dump_config(cfg)
     run_dir = dist.broadcast_object(
         prepare_run_dir(cfg.run_path, config_text, force=force, new=new) if dist.is_main else None
@@ -69,6 +71,7 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     for k in range(1, cfg.loop.iterations + 1):
         start = iteration(rt, k, start)
         write_metrics(run_dir)
+        sync_trackers(run_dir, cfg.logging, through=k)
     return run_dir
 
 
@@ -110,6 +113,7 @@ def warm_up(rt: Runtime) -> Path | None:
     if rt.cfg.eval.benchmarks:
         evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
     write_metrics(rt.run)
+    sync_trackers(rt.run, rt.cfg.logging, through=0)
     return rt.initial_checkpoint
 
 
@@ -121,6 +125,7 @@ def train_dpo_model(rt: Runtime, start: Path | None) -> None:
     for k in range(1, a.dpo_iterations + 1):
         start = iteration(sub, k, start)
         write_metrics(sub.run)
+        sync_trackers(sub.run, sub.cfg.logging, through=k)
     rt.policy_source, rt.generator_source = sub.policy_source, sub.generator_source  # the policy now holds π_dpo
     rt.learner.end_phase()
 

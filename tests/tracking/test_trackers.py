@@ -182,3 +182,48 @@ def test_no_trackers_and_an_unknown_tracker(tmp_path):
     assert not (tmp_path / "trackers.json").exists()
     with pytest.raises(ValueError, match="tensorboard"):
         LoggingConfig(trackers=["comet"])
+
+
+TINY = [  # tests/e2e/test_divergence.py's fast run, two iterations
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=1",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=30",
+    "sft.batch_size=16",
+    "sft.lr=3e-3",
+    "sft.num_examples=60",
+    "algorithm=grpo",
+    "loop.iterations=2",
+    "loop.prompts_per_iteration=8",
+    "generation.n_samples_per_prompt=4",
+    "generation.max_new_tokens=20",
+    "generation.temperature=1.0",
+    "task.arithmetic.digits=1",
+    "task.arithmetic.num_ops=1",
+    "task.arithmetic.ops=+",
+    "task.arithmetic.num_train=60",
+    "task.arithmetic.num_test=8",
+    "eval.k=1",
+    "training.batch_size=2",
+    "training.micro_batch_size=2",
+    "logging.progress=false",
+]
+
+
+@pytest.mark.slow
+def test_a_run_with_tensorboard_has_one_point_per_iteration_and_a_rerun_adds_none(tmp_path):
+    from itero.cli import main
+
+    args = ["train", "configs/quickstart.yaml", *TINY, f"logging.run_dir={tmp_path}", "logging.name=r"]
+    assert main([*args, "logging.trackers=[tensorboard]"]) == 0
+    run = tmp_path / "r"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    expected = [(r["iteration"], round(r["eval/greedy_accuracy"], 6)) for r in metrics]
+    assert [k for k, _ in expected] == [0, 1, 2]
+    steps = sum(len((run / f"iter_{k}" / "train_steps.jsonl").read_text().splitlines()) for k in (1, 2))
+    scalars = tensorboard_scalars(run)
+    assert scalars["eval/greedy_accuracy"] == expected
+    assert [s for s, _ in scalars["train_step/loss"]] == list(range(1, steps + 1))
+    # a rerun resumes the finished run: tracker options change no result, so they do not refuse it
+    assert main([*args, "logging.trackers=[tensorboard]", "logging.tracker_samples=2"]) == 0
+    assert tensorboard_scalars(run)["eval/greedy_accuracy"] == expected
