@@ -173,6 +173,21 @@ def build_base_model(cfg: Config, run: Path) -> str:
     return str(base)
 
 
+def optim_config(t) -> OptimConfig:
+    """The learner's view of the ``training`` section."""
+    return OptimConfig(
+        lr=t.lr,
+        batch_size=t.batch_size,
+        micro_batch_size=t.micro_batch_size,
+        warmup_ratio=t.warmup_ratio,
+        schedule=t.schedule,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        adam_betas=tuple(t.adam_betas),
+        precision=t.precision,
+    )
+
+
 def build_reward(cfg: Config, device: torch.device | str = "cpu"):
     """MathReward, or a RewardModel whose correctness flags (for the logs) come from the math grader."""
     r = cfg.reward
@@ -250,20 +265,7 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
                 f"holds {local:,} of its {total:,} parameters (and their gradients and optimizer state)"
             )
     t = cfg.training
-    learner = Learner(
-        policy,
-        OptimConfig(
-            lr=t.lr,
-            batch_size=t.batch_size,
-            micro_batch_size=t.micro_batch_size,
-            warmup_ratio=t.warmup_ratio,
-            schedule=t.schedule,
-            weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
-            adam_betas=tuple(t.adam_betas),
-            precision=t.precision,
-        ),
-    )
+    learner = Learner(policy, optim_config(t))
     return Runtime(
         cfg=cfg,
         run=run,
