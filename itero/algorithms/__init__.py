@@ -16,11 +16,13 @@ the actor with the module's ``value_loss``), ``needs_mc_values`` (VinePPO: the m
 A new algorithm is one new file plus one entry below.
 """
 
-from itero.algorithms import dpo, grpo, ppo, raft, reinforce_pp, rloo, rto, vineppo
+from itero.algorithms import cispo, dpo, grpo, gspo, ppo, raft, reinforce_pp, rloo, rto, vineppo
 
 ALGORITHMS = {
+    "cispo": cispo,
     "dpo": dpo,
     "grpo": grpo,
+    "gspo": gspo,
     "ppo": ppo,
     "raft": raft,
     "reinforce_pp": reinforce_pp,

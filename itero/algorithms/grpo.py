@@ -9,6 +9,7 @@ the same mode under an older name, which is not verl's mode of that name: verl's
 Departures: token-mean divides by the tokens of the whole iteration's batch, then the learner
 rescales each optimizer step by the fraction of rows it holds (TRL: the tokens of one step);
 Dr.GRPO's constant is ``max_response_length`` (None = the batch's response width).
+``importance_level: sequence`` is GSPO's length-normalised sequence ratio (``gspo.py`` is the preset).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, token_loss
 from itero.batch import RolloutBatch
 from itero.core.advantages import group_normalized_advantages, in_varied_group, zero_variance_group_fraction
+from itero.core.losses import clipped_pg_loss_from_log_ratio, sequence_log_ratio
 from itero.core.masked import aggregation_weights
 
 
@@ -32,6 +34,18 @@ class Config(PolicyGradientConfig):
     scale_rewards: Literal["group", "batch", "none"] = "group"  # what the centred reward is divided by
     eps_std: float = Field(1e-4, gt=0.0)
     drop_zero_variance_groups: bool = False  # DAPO's dynamic-sampling filter (without resampling)
+    # token: ρ_t per token (GRPO); sequence: GSPO's s_i = exp(mean_t log-ratio) on every token of response i
+    # (TRL importance_sampling_level "sequence"); sequence-token: GSPO-token, the same value with
+    # each token's own gradient, for per-token advantages
+    importance_level: Literal["token", "sequence", "sequence-token"] = "token"
+
+    def policy_terms(self, batch: RolloutBatch, logprobs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.importance_level == "token":
+            return super().policy_terms(batch, logprobs)
+        log_ratio = sequence_log_ratio(
+            logprobs, batch.old_logprobs, batch.response_mask, self.importance_level == "sequence-token"
+        )
+        return clipped_pg_loss_from_log_ratio(log_ratio, batch.advantages, self.epsilon, self.clip_high, self.dual_clip)
 
 
 rows_per_unit = 1
