@@ -25,6 +25,7 @@ from itero.core.preference import (
     PreferenceLossParams,
     preference_metrics,
     sequential_kl,
+    weighted_preference_loss,
 )
 from itero.samplers.pairing import PAIRINGS, PairingParams, select_pairs
 from itero.schema import Section
@@ -32,7 +33,9 @@ from itero.schema import Section
 
 class Config(Section):
     name: Literal["dpo"] = "dpo"
-    loss: str = "sigmoid"  # one of core.preference.PREFERENCE_LOSSES
+    # one of core.preference.PREFERENCE_LOSSES, or a list of them summed with loss_weights (TRL's loss_type list)
+    loss: str | list[str] = "sigmoid"
+    loss_weights: list[float] | None = None  # one weight per loss of the list; None = all 1
     beta: float = Field(0.1, gt=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # ε of conservative DPO
     nll_weight: float = Field(0.0, ge=0.0)  # α of DPO+NLL (RPO)
@@ -58,11 +61,19 @@ class Config(Section):
 
     @field_validator("loss", "pairing")
     @classmethod
-    def _known_name(cls, value: str, info) -> str:
+    def _known_name(cls, value: str | list[str], info) -> str | list[str]:
         choices = PREFERENCE_LOSSES if info.field_name == "loss" else PAIRINGS
-        if value not in choices:
-            raise ValueError(f"unknown {info.field_name} {value!r}; choose one of {', '.join(choices)}")
+        names = value if isinstance(value, list) else [value]
+        if not names:
+            raise ValueError(f"{info.field_name} needs at least one name")
+        for name in names:
+            if name not in choices:
+                raise ValueError(f"unknown {info.field_name} {name!r}; choose one of {', '.join(choices)}")
         return value
+
+    @property
+    def loss_names(self) -> list[str]:
+        return self.loss if isinstance(self.loss, list) else [self.loss]
 
     def pairing_params(self) -> PairingParams:
         return PairingParams(
@@ -74,7 +85,9 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _reference_for_the_loss(self):
-        if self.reference == "none" and self.loss in NEEDS_REFERENCE:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_names):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_names)} losses")
+        if self.reference == "none" and self.needs_reference:
             free = sorted(set(PREFERENCE_LOSSES) - NEEDS_REFERENCE)
             raise ValueError(
                 f"loss {self.loss!r} needs a reference model but reference is 'none'; give reference 'previous' or "
@@ -84,12 +97,12 @@ class Config(Section):
 
     @property
     def needs_reference(self) -> bool:
-        return self.loss in NEEDS_REFERENCE
+        return any(name in NEEDS_REFERENCE for name in self.loss_names)
 
     @property
     def needs_reference_logits(self) -> bool:
         """TDPO: the reference's full next-token distributions during training, not just log-probs."""
-        return self.loss in NEEDS_SEQ_KL
+        return any(name in NEEDS_SEQ_KL for name in self.loss_names)
 
     def loss_params(self) -> PreferenceLossParams:
         return PreferenceLossParams(
@@ -187,7 +200,7 @@ def loss(
             raise ValueError(f"loss {cfg.loss!r} needs the policy's and the reference's logits (TDPO)")
         seq_kl = sequential_kl(logits, ref_logits, _score_mask(batch))  # (B,)
         pairs.chosen_seq_kl, pairs.rejected_seq_kl = seq_kl[0::2], seq_kl[1::2]
-    per_pair = PREFERENCE_LOSSES[cfg.loss](pairs, cfg.loss_params())
+    per_pair = weighted_preference_loss(pairs, cfg.loss_params(), cfg.loss_names, cfg.loss_weights)
     total = (per_pair * batch.seq_weights[0::2]).sum()
     metrics = preference_metrics(pairs, cfg.beta)
     if cfg.nll_weight > 0:

@@ -4,8 +4,8 @@ Every loss maps ``(PairLogps, PreferenceLossParams)`` to per-pair losses (N,), u
 weights and sums them. Notation (docs/formulas.md): h(y) = ℓ_θ(y) − ℓ_ref(y), Δ = h(y_w) − h(y_l).
 
 ``label_smoothing`` ε enters every logistic loss as −(1−ε)·logσ(x) − ε·logσ(−x) (sigmoid = cDPO,
-dpop, rdpo, simpo, tdpo1/2); ε = 0 reproduces each source exactly. ``ipo`` and ``rev_kl`` ignore it
-(squared loss; rev_kl carries its own soft label); ``robust`` uses it by definition.
+dpop, rdpo, simpo, tdpo1/2); ε = 0 reproduces each source exactly. ``ipo``, ``rev_kl``, ``hinge`` and
+the APO losses ignore it (rev_kl carries its own soft label); ``robust`` uses it by definition.
 """
 
 from __future__ import annotations
@@ -138,6 +138,25 @@ def tdpo2_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
     return _smoothed_logistic(p.beta * z, p.label_smoothing)
 
 
+def hinge_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
+    """SLiC's hinge: max(0, 1 − βΔ) (TRL ``hinge``); ε is ignored."""
+    return torch.relu(1.0 - p.beta * _delta(logps))
+
+
+def apo_zero_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
+    """APO-zero: (1 − σ(β·h_w)) + σ(β·h_l): push y_w up and y_l down, each against the reference itself
+    (TRL ``apo_zero``; for chosen answers better than the model's own)."""
+    h_w, h_l = _log_ratios(logps)
+    return (1.0 - torch.sigmoid(p.beta * h_w)) + torch.sigmoid(p.beta * h_l)
+
+
+def apo_down_loss(logps: PairLogps, p: PreferenceLossParams) -> Tensor:
+    """APO-down: σ(β·h_w) + (1 − σ(βΔ)): lower y_w, and y_l more (TRL ``apo_down``; for chosen answers
+    worse than the model's own)."""
+    h_w, h_l = _log_ratios(logps)
+    return torch.sigmoid(p.beta * h_w) + (1.0 - torch.sigmoid(p.beta * (h_w - h_l)))
+
+
 PreferenceLoss = Callable[[PairLogps, PreferenceLossParams], Tensor]
 
 PREFERENCE_LOSSES: dict[str, PreferenceLoss] = {
@@ -150,10 +169,23 @@ PREFERENCE_LOSSES: dict[str, PreferenceLoss] = {
     "simpo": simpo_loss,
     "tdpo1": tdpo1_loss,
     "tdpo2": tdpo2_loss,
+    "hinge": hinge_loss,
+    "apo_zero": apo_zero_loss,
+    "apo_down": apo_down_loss,
 }
 NEEDS_REFERENCE = frozenset(PREFERENCE_LOSSES) - {"simpo"}
 NEEDS_SCORES = frozenset({"rev_kl"})
 NEEDS_SEQ_KL = frozenset({"tdpo1", "tdpo2"})
+
+
+def weighted_preference_loss(
+    logps: PairLogps, p: PreferenceLossParams, names: list[str], weights: list[float] | None = None
+) -> Tensor:
+    """Σ_k w_k·L_k per pair (N,): TRL's ``loss_type`` list with ``loss_weights`` (weights default to 1)."""
+    weights = [1.0] * len(names) if weights is None else weights
+    if len(weights) != len(names):
+        raise ValueError(f"{len(names)} losses but {len(weights)} loss weights")
+    return sum(w * PREFERENCE_LOSSES[name](logps, p) for name, w in zip(names, weights))
 
 
 @torch.no_grad()

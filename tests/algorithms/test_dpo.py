@@ -70,7 +70,9 @@ def test_loss_matches_hand_computation():
     assert metrics["rewards/accuracy"] == 1.0 and metrics["nll"] == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "robust", "ipo", "rev_kl", "dpop", "rdpo", "simpo"])
+@pytest.mark.parametrize(
+    "name", ["sigmoid", "robust", "ipo", "rev_kl", "dpop", "rdpo", "simpo", "hinge", "apo_zero", "apo_down"]
+)
 def test_every_wired_loss_trains_through_the_algorithm(name):
     from itero.core.preference import PREFERENCE_LOSSES
 
@@ -177,3 +179,23 @@ def test_divergence_scope_contrasts_only_the_parting_tokens():
     loss, metrics = dpo.loss(batch, logprobs, cfg)
     assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1.5))))  # Δ = (-0.6) - (-2.1)
     assert metrics["logps/chosen"] == pytest.approx(-0.6)
+
+
+def test_weighted_list_of_losses_as_trl_loss_type_list():
+    # the pair of test_loss_matches_hand_computation: h_w = 0.5, h_l = −1, Δ = 1.5, β = 0.5
+    _, tok = tiny()
+    batch = text_batch(tok, ["p"] * 2, ["a", "b"], scores=[1, 0])
+    batch = dpo.prepare(batch, dpo.Config()).replace(ref_logprobs=torch.tensor([[-1.0, -1.0], [-2.0, -1.0]]))
+    logprobs = torch.tensor([[-0.5, -1.0], [-2.5, -1.5]])
+    cfg = dpo.Config(loss=["sigmoid", "hinge"], loss_weights=[0.8, 0.2], beta=0.5)
+    loss, _ = dpo.loss(batch, logprobs, cfg)
+    # TRL: loss = Σ_k loss_weights[k]·loss_k; sigmoid −logσ(0.75) = 0.474077, hinge max(0, 1 − 0.75) = 0.25
+    assert loss.item() == pytest.approx(0.8 * math.log1p(math.exp(-0.75)) + 0.2 * 0.25, abs=1e-6)
+    unweighted, _ = dpo.loss(batch, logprobs, dpo.Config(loss=["sigmoid", "hinge"], beta=0.5))
+    assert unweighted.item() == pytest.approx(math.log1p(math.exp(-0.75)) + 0.25, abs=1e-6)
+    with pytest.raises(ValueError, match="loss_weights"):
+        dpo.Config(loss=["sigmoid", "hinge"], loss_weights=[1.0])
+    with pytest.raises(ValueError, match="unknown loss 'slic'"):
+        dpo.Config(loss=["sigmoid", "slic"])
+    mixed = dpo.Config(loss=["simpo", "tdpo2"])
+    assert mixed.needs_reference and mixed.needs_reference_logits

@@ -188,6 +188,13 @@ def _direct(name, d, p):
         return _smooth(b * (D - (d["kl_l"] - d["kl_w"])), eps)
     if name == "tdpo2":
         return _smooth(b * (D - p.tdpo_alpha * (d["kl_l"] - d["kl_w"])), eps)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    if name == "hinge":
+        return max(0.0, 1 - b * D)
+    if name == "apo_zero":
+        return (1 - sig(b * hw)) + sig(b * hl)
+    if name == "apo_down":
+        return sig(b * hw) + (1 - sig(b * D))
     raise KeyError(name)
 
 
@@ -273,3 +280,40 @@ def test_sequential_kl_chunking_matches_direct():
         out = sequential_kl(pol, ref, mask, chunk_size=chunk)
         torch.testing.assert_close(out, direct)
         torch.testing.assert_close(torch.autograd.grad(out.sum(), pol)[0], g_direct)
+
+
+# TRL trl/trainer/dpo_trainer.py (dpo_loss), written out per pair with chosen_logratios h_w and
+# rejected_logratios h_l: hinge relu(1 − β·(h_w − h_l)); apo_zero (1 − σ(β·h_w)) + σ(β·h_l);
+# apo_down σ(β·h_w) + (1 − σ(β·(h_w − h_l))).
+# Pair 0: h_w = ln 3, h_l = 0 (Δ = ln 3); pair 1: h_w = 0, h_l = ln 3 (Δ = −ln 3); β = 1, so
+# σ(ln 3) = 3/4, σ(0) = 1/2, σ(−ln 3) = 1/4.
+APO_PAIRS = dict(pc=(LN3, 0.0), pr=(0.0, LN3), rc=(0.0, 0.0), rr=(0.0, 0.0))
+
+
+def test_hinge_slic():
+    out = PREFERENCE_LOSSES["hinge"](pairs(**APO_PAIRS), PreferenceLossParams(beta=1.0))
+    # max(0, 1 − ln 3) = 0 (ln 3 = 1.0986 > 1); max(0, 1 + ln 3) = 2.0986
+    torch.testing.assert_close(out, t(0.0, 1.0 + LN3))
+    half = PREFERENCE_LOSSES["hinge"](pairs(**APO_PAIRS), PreferenceLossParams(beta=0.5))
+    torch.testing.assert_close(half, t(1.0 - 0.5 * LN3, 1.0 + 0.5 * LN3))
+
+
+def test_apo_zero_and_apo_down():
+    zero = PREFERENCE_LOSSES["apo_zero"](pairs(**APO_PAIRS), PreferenceLossParams(beta=1.0))
+    # pair 0: (1 − 3/4) + 1/2 = 3/4; pair 1: (1 − 1/2) + 3/4 = 5/4
+    torch.testing.assert_close(zero, t(0.75, 1.25))
+    down = PREFERENCE_LOSSES["apo_down"](pairs(**APO_PAIRS), PreferenceLossParams(beta=1.0))
+    # pair 0: 3/4 + (1 − 3/4) = 1; pair 1: 1/2 + (1 − 1/4) = 5/4
+    torch.testing.assert_close(down, t(1.0, 1.25))
+    assert {"hinge", "apo_zero", "apo_down"} <= NEEDS_REFERENCE
+
+
+def test_weighted_preference_loss():
+    from itero.core.preference import weighted_preference_loss
+
+    p = PreferenceLossParams(beta=1.0)
+    out = weighted_preference_loss(pairs(**APO_PAIRS), p, ["apo_zero", "apo_down"], [2.0, 0.5])
+    torch.testing.assert_close(out, t(2.0 * 0.75 + 0.5 * 1.0, 2.0 * 1.25 + 0.5 * 1.25))
+    torch.testing.assert_close(weighted_preference_loss(pairs(**APO_PAIRS), p, ["apo_zero"]), t(0.75, 1.25))
+    with pytest.raises(ValueError):
+        weighted_preference_loss(pairs(**APO_PAIRS), p, ["apo_zero"], [1.0, 2.0])
