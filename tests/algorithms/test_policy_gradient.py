@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import text_batch, tiny
 
-from itero.algorithms import grpo, reinforce_pp, rloo
+from itero.algorithms import cispo, grpo, gspo, reinforce_pp, rloo
 from itero.training.learner import Learner, OptimConfig, compute_logprobs
 
 PROMPTS = ["12+3="] * 4 + ["7*8="] * 4
@@ -40,6 +40,9 @@ CASES = [
     (grpo, grpo.Config(loss_agg="seq-mean-token-sum-norm", scale_rewards="none", max_response_length=32)),
     (reinforce_pp, reinforce_pp.Config(beta=0.1)),
     (rloo, rloo.Config(beta=0.05)),
+    (grpo, grpo.Config(dual_clip=3.0, beta=0.1)),
+    (gspo, gspo.Config(epsilon=0.2, epsilon_high=0.2)),
+    (cispo, cispo.Config(epsilon_high=0.2)),
 ]
 
 

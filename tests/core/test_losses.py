@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from itero.core.losses import clipped_pg_loss, clipped_value_loss, nll_loss
+from itero.core.losses import cispo_loss, clipped_pg_loss, clipped_value_loss, nll_loss, sequence_log_ratio
 from itero.core.masked import aggregation_weights
 
 
@@ -69,3 +69,28 @@ def test_clipped_value_loss():
 
 def test_nll_loss():
     torch.testing.assert_close(nll_loss(torch.tensor([[-0.5, -2.0]])), torch.tensor([[0.5, 2.0]]))
+
+
+def test_sequence_log_ratio_ignores_padding():
+    # row 0: log-ratios 0.3, −0.1 and a padded 9.0 → mean 0.1; row 1: one token, 0.4
+    logp = torch.tensor([[0.3, -0.1, 9.0], [0.4, 5.0, 5.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    seq = sequence_log_ratio(logp, torch.zeros(2, 3), mask)
+    torch.testing.assert_close(seq, torch.tensor([[0.1] * 3, [0.4] * 3]))
+    (grad,) = torch.autograd.grad(seq[:, 0].sum(), logp)
+    torch.testing.assert_close(grad, torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]))
+    tok = sequence_log_ratio(logp, torch.zeros(2, 3), mask, token_gradient=True)
+    torch.testing.assert_close(tok.detach() * mask, seq.detach() * mask)
+    (grad,) = torch.autograd.grad(tok[0, 0], logp)  # its own token only
+    torch.testing.assert_close(grad, torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+
+
+def test_cispo_weight_is_a_constant():
+    logp, old = ratios_as_logprobs(3.0, 0.5)
+    adv = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    loss, stats = cispo_loss(logp, old, adv, eps_low=None, eps_high=1.0)
+    # weights min(3, 2) = 2 and 0.5 (no lower bound): −2·1·ln 3, −0.5·(−1)·ln 0.5
+    torch.testing.assert_close(loss, torch.tensor([[-2 * math.log(3.0), 0.5 * math.log(0.5)]], dtype=torch.float64))
+    assert stats["clipped"].tolist() == [[True, False]]
+    (grad,) = torch.autograd.grad(loss.sum(), logp)
+    torch.testing.assert_close(grad, torch.tensor([[-2.0, 0.5]], dtype=torch.float64))
