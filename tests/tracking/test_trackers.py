@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from itero import distributed
 from itero.config import LoggingConfig
 from itero.tracking.trackers import TrackerError, check_trackers, sync_trackers
 
@@ -166,6 +167,23 @@ def test_config_and_samples_reach_wandb_and_mlflow(run, tmp_path):
         if r.WhichOneof("record_type") == "history" and any(i.nested_key[:1] == ["samples"] for i in r.history.item)
     ]
     assert len(tables) == 2  # iterations 1 and 2 have rollouts
+
+
+def test_mlflow_samples_without_pandas_are_the_same_table_as_json(run, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # log_table needs pandas; mlflow-skinny does not bring it
+    sync_trackers(run, logging_cfg(tmp_path, ("mlflow",)))
+    run_id = json.loads((run / "trackers.json").read_text())["mlflow"]["run_id"]
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    table = json.loads(open(client.download_artifacts(run_id, "samples/iter_1.json")).read())
+    assert table["columns"][0] == "prompt" and [row[0] for row in table["data"]] == ["1+0?", "1+1?"]
+
+
+def test_only_rank_0_logs(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(distributed, "_CURRENT", distributed.Dist(rank=1, world_size=2))
+    sync_trackers(run, logging_cfg(tmp_path))
+    assert not (run / "trackers.json").exists() and not (run / "tensorboard").exists()
 
 
 def test_a_missing_tracker_package_is_one_line_naming_the_extra(monkeypatch):

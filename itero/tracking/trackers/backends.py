@@ -47,6 +47,9 @@ class TensorBoardTracker:
     def log_samples(self, rows: list[dict], step: int) -> None:
         self.writer.add_text("samples", markdown_table(rows), global_step=step)
 
+    def flush(self) -> None:
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -86,6 +89,9 @@ class WandbTracker:
         self._define(["samples"], "iteration")
         self.run.log({"samples": table, "iteration": step})
 
+    def flush(self) -> None:
+        pass  # W&B's service process stores what run.log handed it, also when this process dies
+
     def close(self) -> None:
         self.run.finish()
 
@@ -108,6 +114,7 @@ class MlflowTracker:
             eid = experiment.experiment_id if experiment else self.client.create_experiment(cfg.project)
             state["run_id"] = self.client.create_run(eid, run_name=name).info.run_id
         self.run_id = state["run_id"]
+        self.pending: list = []  # one request per iteration, not per optimizer step (a server is remote)
 
     def log_config(self, config: dict) -> None:
         self.client.log_dict(self.run_id, config, "config.json")
@@ -117,9 +124,7 @@ class MlflowTracker:
 
     def log_scalars(self, metrics: dict[str, float], step: int, axis: str = "iteration") -> None:
         now = int(time.time() * 1000)
-        batch = [self.Metric(k, v, now, step) for k, v in metrics.items()]
-        for i in range(0, len(batch), 1000):  # and at most 1000 metrics
-            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        self.pending += [self.Metric(k, v, now, step) for k, v in metrics.items()]
 
     def log_samples(self, rows: list[dict], step: int) -> None:
         data = {c: [r.get(c) for r in rows] for c in SAMPLE_COLUMNS}
@@ -130,7 +135,13 @@ class MlflowTracker:
             table = {"columns": list(SAMPLE_COLUMNS), "data": [[r.get(c) for c in SAMPLE_COLUMNS] for r in rows]}
             self.client.log_text(self.run_id, json.dumps(table), path)
 
+    def flush(self) -> None:
+        for i in range(0, len(self.pending), 1000):  # and at most 1000 metrics
+            self.client.log_batch(self.run_id, metrics=self.pending[i : i + 1000])
+        self.pending = []
+
     def close(self) -> None:
+        self.flush()
         self.client.set_terminated(self.run_id)
 
 

@@ -29,6 +29,9 @@ class Tracker(Protocol):
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None: ...
 
+    def flush(self) -> None:
+        """Everything logged so far is stored: the caller then records the iteration as logged."""
+
     def close(self) -> None: ...
 
 

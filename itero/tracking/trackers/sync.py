@@ -46,6 +46,7 @@ def sync_trackers(run_dir: Path, cfg: Any, *, through: int | None = None) -> Non
                 done["config_logged"] = True
             for row in todo:
                 log_iteration(tracker, run_dir, row, cfg.tracker_samples)
+                tracker.flush()
                 done["iteration"] = row["iteration"]
                 atomic_write_json(state_path, state)
         finally:
