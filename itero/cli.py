@@ -7,6 +7,8 @@ import os
 import sys
 import textwrap
 
+from itero.cli_args import positive_int
+
 EPILOG = {
     "quickstart": """
         Builds a tiny Qwen2-architecture model and a character tokenizer, warms it up with SFT on
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value")
         p.add_argument("--force", action="store_true", help="continue an existing run directory with a changed config")
         p.add_argument("--new", action="store_true", help="start a fresh run beside an existing one of the same name")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+        p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
 
     p = _add(sub, "report", "Plot a run's accuracy and reward per iteration and summarise it.")
     p.add_argument("run_dir")
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --x seconds / tokens: the common budget of the table (default: the smallest run's total)",
     )
-    p.add_argument("--until", type=int, default=None, metavar="N", help="only iterations 0..N of each run")
+    p.add_argument("--until", type=positive_int, default=None, metavar="N", help="only iterations 0..N of each run")
 
     p = _add(sub, "retest", "Re-evaluate a run's checkpoints on many fresh problems, paired with the start.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--iterations", default=None, help="comma-separated iterations (default: every one with a checkpoint)"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
 
     from itero.bandit import cli as bandit_cli
     from itero.evaluation import cli as eval_cli

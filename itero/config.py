@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from itero.algorithms import ALGORITHMS
 from itero.config_loading import apply_override, explain, read_yaml
@@ -233,13 +233,20 @@ class EvalConfig(Section):
 
 class LoggingConfig(Section):
     run_dir: str = "runs"
-    name: str = "quickstart"
+    name: str = "quickstart"  # the run's folder under run_dir: a plain name, so a run never writes outside it
     progress: bool = True
     # where the metrics also go (docs/trackers.md); each needs its extra: pip install 'itero[wandb]'
     trackers: list[Literal["tensorboard", "wandb", "mlflow"]] = []
     project: str = "itero"  # the W&B project and MLflow experiment; the run is named after the run directory
     mlflow_uri: str | None = None  # MLflow's tracking URI; None: $MLFLOW_TRACKING_URI, else MLflow's default
     tracker_samples: int = Field(8, ge=0)  # rollouts per iteration shown as a sample table
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+            raise ValueError(f"give a plain folder name (no '/', not empty, not '.' or '..'), got {name!r}")
+        return name
 
 
 class DistributedConfig(Section):

@@ -16,14 +16,20 @@ from itero.schema import ConfigError
 def read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file (give a YAML file, e.g. configs/quickstart.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}): is it a YAML config?") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
-    if data is None:
-        return {}
+    if data is None:  # an empty file is a mistake, not a request for every default (that is `itero quickstart`)
+        raise ConfigError(f"{path} is empty: give a config (e.g. configs/quickstart.yaml), or run `itero quickstart`")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (model, task, ...)")
     return data
@@ -34,6 +40,8 @@ def apply_override(data: dict, item: str) -> None:
         raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. algorithm.beta=0.2)")
     key, raw = item.split("=", 1)
     value = yaml.safe_load(raw) if raw else ""
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw  # YAML 1.1 reads yes/no/on/off as booleans: on the command line they are words (a name "no")
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:

@@ -79,9 +79,7 @@ def warm_up(rt: Runtime) -> Path | None:
     """SFT on the task's worked solutions; returns the checkpoint RL starts from (None = base model)."""
     cfg, d = rt.cfg.sft, rt.run / "sft"
     if cfg.enabled and pending(d / "checkpoint"):
-        examples = [p for p in rt.task.train if p.solution][: cfg.num_examples]
-        if not examples:
-            raise ValueError("sft.enabled is true but the task has no worked solutions; set sft.enabled=false")
+        examples = [p for p in rt.task.train if p.solution][: cfg.num_examples]  # preflight: not empty
         prompts = [rt.encode(rt.task.render(p)) for p in examples]
         responses = [rt.encode(p.solution) + [rt.tokenizer.eos_token_id] for p in examples]
         rng = random.Random(rt.cfg.loop.seed)

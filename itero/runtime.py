@@ -17,11 +17,13 @@ import torch
 from itero.algorithms import ALGORITHMS
 from itero.config import Config
 from itero.distributed import current
+from itero.errors import IteroError
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
 from itero.models.loading import check_model_path, load_model, load_tokenizer, load_weights_into
 from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 from itero.rewards.math import MathReward
+from itero.schema import ConfigError
 from itero.tasks import Task, build_task
 from itero.training.learner import Learner, OptimConfig
 from itero.training.sharding import SHARDED_STRATEGIES, launcher_strategy, local_fraction, shard_model
@@ -218,7 +220,31 @@ def preflight(cfg: Config) -> Task:
         path = getattr(cfg.algorithm, key, None)
         if path:
             check_model_path(path)
-    return build_task(cfg.task)
+    return checked_task(cfg)
+
+
+def checked_task(cfg: Config) -> Task:
+    """The task, with what only its data can show checked before anything is written."""
+    try:
+        task = build_task(cfg.task)
+    except IteroError:
+        raise
+    except ValueError as err:  # the task's own checks (operators, problem counts) are input errors
+        raise ConfigError(f"task: {err}") from None
+    where = cfg.task.jsonl.train_path if cfg.task.name == "jsonl" else "the task"
+    if not task.train:
+        raise ConfigError(
+            f"{where} has no training problems (after task.jsonl.num_test={cfg.task.jsonl.num_test} "
+            "are held out as the test split)"
+            if cfg.task.name == "jsonl"
+            else f"{where} has no training problems"
+        )
+    if cfg.sft.enabled and not any(p.solution for p in task.train):
+        raise ConfigError(
+            f"sft.enabled is true but {where} has no worked solutions (task.jsonl.solution_field); "
+            "give solutions or set sft.enabled=false"
+        )
+    return task
 
 
 def build_generator(cfg: Config, base_path: str, tokenizer, policy):

@@ -12,6 +12,7 @@ from itero.bandit.env import DTYPES
 from itero.bandit.plot import write_csv, write_png
 from itero.bandit.samplers import SAMPLERS, resolve
 from itero.bandit.simulate import SETTINGS, Trajectory, floor_step, run_all
+from itero.cli_args import positive_float
 
 
 def _positive(text: str) -> int:
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"any of {', '.join(SAMPLERS)} (case-insensitive, 'mix-p-star' for Mix-P*); "
                              "default: the paper's three for the setting")  # fmt: skip
     parser.add_argument("--steps", type=_positive, help="override the setting's number of updates")
-    parser.add_argument("--lr", type=float, help="override the setting's SGD learning rate")
+    parser.add_argument("--lr", type=positive_float, help="override the setting's SGD learning rate")
     parser.add_argument("--pairs", type=_positive, help="override the pairs drawn per empirical step")
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from itero.cli_args import positive_int
 from itero.evaluation.benchmarks import BUILTIN
 from itero.evaluation.metrics import results_table
 from itero.evaluation.runner import EvalSettings, check_folder, prepare, run_benchmarks
@@ -45,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stop", action="append", default=[], help="a stop string (repeatable), besides the template's"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
-    parser.add_argument("--limit", type=int, help="only the first N problems of each benchmark")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=DEFAULTS.max_new_tokens)
+    parser.add_argument("--limit", type=positive_int, help="only the first N problems of each benchmark")
     parser.add_argument("--out", type=Path, help="output folder; results go to OUT/eval (default: runs/eval-<model>)")
     parser.add_argument(
         "--data-dir",
@@ -55,11 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: $ITERO_DATA_DIR, else each one's public Hugging Face dataset; see docs/data.md)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass of the generator")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="rows per forward pass of the generator")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--device", default="cpu", help="e.g. cpu or cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--workers", type=int, default=1, help="grader worker processes for symbolic checks")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="grader worker processes for symbolic checks")
     parser.add_argument(
         "--extraction",
         default="strict",

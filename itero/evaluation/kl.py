@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from itero.cli_args import positive_int
 from itero.evaluation.templates import load_template
 from itero.tasks.jsonl import read_jsonl
 from itero.tracking import progress
@@ -92,16 +93,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("base", help="the model it started from; must share the policy's tokenizer")
     parser.add_argument("--prompts", type=Path, required=True, help="JSONL file of prompts")
     parser.add_argument("--prompt-field", default="problem", help="field holding the prompt text")
-    parser.add_argument("--n", type=int, default=4, help="samples per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--n", type=positive_int, default=4, help="samples per prompt")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=256)
     parser.add_argument("--template", default="plain", help="a named template, a file, or a string with {problem}")
-    parser.add_argument("--limit", type=int, help="only the first N prompts")
+    parser.add_argument("--limit", type=positive_int, help="only the first N prompts")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass of the generator")
-    parser.add_argument("--micro-batch-size", type=int, default=16, help="rows per forward pass when scoring")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="rows per forward pass of the generator")
+    parser.add_argument("--micro-batch-size", type=positive_int, default=16, help="rows per forward pass when scoring")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--out", type=Path, help="write the estimate as JSON here")
     parser.add_argument("--no-progress", action="store_true")
 

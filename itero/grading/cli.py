@@ -13,6 +13,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from itero.cli_args import positive_float, positive_int
 from itero.tasks.jsonl import DataFileError, read_jsonl
 
 from .explain import explain, format_explanation
@@ -31,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, help="where to write per-row verdicts (default: <responses>.verdicts.jsonl)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="sympy worker processes")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="hard limit per case, seconds")
+    parser.add_argument("--workers", type=positive_int, default=1, help="sympy worker processes")
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="hard limit per case, seconds")
     parser.add_argument(
         "--extraction",
         default="strict",
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_pairs(path: Path, response_field: str, gold_field: str) -> list[tuple[str, str]]:
     """(response, gold) per row; a row without a response counts as an answer-less response."""
     try:
-        rows = read_jsonl(path, required=(gold_field,))
+        rows = read_jsonl(path, required=(gold_field, response_field))  # a misspelt field grades nothing
     except DataFileError as error:
         raise InputError(str(error)) from None
     return [(str(row.get(response_field) or ""), str(row[gold_field])) for row in rows]

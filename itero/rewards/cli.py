@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from itero.cli_args import positive_float, positive_int
 from itero.errors import DivergenceError, check_finite_parameters, check_finite_step
 from itero.rewards.reward_model import (
     bradley_terry_loss,
@@ -37,11 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base", required=True, help="model folder / hub name to start from, or 'tiny' to build one locally"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write (model, tokenizer, metrics.json)")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=positive_int, default=1)
     parser.add_argument(
-        "--lr", type=float, default=1e-5, help="AdamW learning rate (a tiny model from scratch wants ~1e-3)"
+        "--lr", type=positive_float, default=1e-5, help="AdamW learning rate (a tiny model from scratch wants ~1e-3)"
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="pairs per optimizer step")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="pairs held out for validation accuracy")
     parser.add_argument(
         "--max-length", type=int, default=None, help="tokens per sequence; longer ones lose their start"
@@ -51,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-field", default="prompt")
     parser.add_argument("--chosen-field", default="chosen")
     parser.add_argument("--rejected-field", default="rejected")
-    parser.add_argument("--tiny-hidden", type=int, default=64, help="hidden size of --base tiny")
-    parser.add_argument("--tiny-layers", type=int, default=2, help="layers of --base tiny")
+    parser.add_argument("--tiny-hidden", type=positive_int, default=64, help="hidden size of --base tiny")
+    parser.add_argument("--tiny-layers", type=positive_int, default=2, help="layers of --base tiny")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
 
 
@@ -121,7 +122,7 @@ def train(model, tokenizer, train_pairs: list[Pair], val_pairs: list[Pair], args
                 # a few outlier pairs must not blow up a tiny model
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
                 try:  # a diverged model is never saved: stop at the first non-finite step
-                    check_finite_step(float(loss), grad_norm)
+                    check_finite_step(float(loss.detach()), grad_norm)
                     optimizer.step()
                     check_finite_parameters(model.parameters())
                 except DivergenceError as err:
@@ -173,6 +174,9 @@ def load_base(args):
 
 
 def run(args) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder to write the reward model to", file=sys.stderr)
+        return 2
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         print(f"error: {args.out} exists and is not empty; pass --force to replace it", file=sys.stderr)
         return 2
