@@ -393,8 +393,17 @@ def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
 
 
 def loss_function(rt: Runtime, start: Path | None):
-    """The algorithm's loss for the learner; with the reference's logits when the loss needs them (TDPO)."""
+    """The algorithm's loss for the learner; with the policy's logits of the same forward when the loss
+    needs them (an entropy bonus), and the reference's as well for TDPO."""
     cfg = rt.cfg.algorithm
+    if getattr(cfg, "needs_logits", False):
+        temperature = logprob_temperature(rt)  # the loss divides the raw logits by it
+
+        def with_logits(mb: RolloutBatch, lp: torch.Tensor, logits: torch.Tensor):
+            return rt.algo.loss(mb, lp, cfg, logits=logits, temperature=temperature)
+
+        with_logits.needs_logits = True
+        return with_logits
     if not getattr(cfg, "needs_reference_logits", False):
         return lambda mb, lp: rt.algo.loss(mb, lp, cfg)
     if cfg.reference == "initial":
