@@ -70,6 +70,8 @@ def explain(err: ValidationError, root: type[BaseModel], algorithm_configs: dict
             hint = difflib.get_close_matches(loc[-1], allowed, n=1)
             msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
             msg += f"; allowed here: {', '.join(sorted(allowed))}"
+        elif e.get("input", "") is None and e["type"] != "missing":
+            msg = f"null is not allowed for {key}: give a value, or leave the key out for its default"
         else:
             given = e.get("input")
             shown = "" if isinstance(given, dict) else f" got {given!r}:"

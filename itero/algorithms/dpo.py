@@ -136,6 +136,14 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
         cfg.pairing_params(),
         rng or torch.Generator().manual_seed(0),
     )
+    if not pairs and batch.batch_size:
+        from itero.tracking import progress
+
+        progress.warn(
+            f"no preference pairs formed from {len(set(batch.group_ids.tolist()))} prompts: every prompt's samples "
+            "got the same reward, so this iteration trains nothing (at generation.temperature=0 all samples are "
+            "equal; sample at a temperature > 0, or raise generation.n_samples_per_prompt)"
+        )
     return batch.select([row for pair in pairs for row in pair]), stats
 
 

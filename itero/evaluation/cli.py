@@ -17,8 +17,9 @@ from pathlib import Path
 from itero.cli_args import positive_int
 from itero.evaluation.benchmarks import BUILTIN
 from itero.evaluation.metrics import results_table
-from itero.evaluation.runner import EvalSettings, check_folder, prepare, run_benchmarks
+from itero.evaluation.runner import EvalSettings, check_folder, prepare, refuse_other_settings, run_benchmarks
 from itero.tracking import progress
+from itero.tracking.rundir import check_writable
 
 DEFAULTS = EvalSettings()
 
@@ -93,7 +94,8 @@ def run(args) -> int:
     out = args.out or Path("runs") / f"eval-{Path(args.model.rstrip('/')).name}"
     eval_dir = out / "eval"
     record = {"model": args.model, **settings.record(), "template_text": template.text, "template_stop": template.stop}
-    check_folder(eval_dir, record)
+    refuse_other_settings(eval_dir, record)
+    check_writable(eval_dir, "--out")
 
     import torch
 
@@ -103,8 +105,9 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(args.model)  # a bad model folder stops here, before anything is written
     model = load_model(args.model, dtype=args.dtype, device=args.device)
+    check_folder(eval_dir, record)
     generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
     results = run_benchmarks(
         generator, tokenizer, template, benches, settings, eval_dir, show_progress=not args.no_progress

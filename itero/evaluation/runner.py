@@ -73,7 +73,14 @@ def prepare(specs: Sequence[str], settings: EvalSettings) -> tuple[Template, lis
 
 
 def check_folder(eval_dir: Path, record: dict) -> None:
-    """Refuse a folder whose finished benchmarks were made with other settings (or another model)."""
+    """Refuse a folder whose finished benchmarks were made with other settings (or another model),
+    else record the settings in it."""
+    refuse_other_settings(eval_dir, record)
+    atomic_write_json(eval_dir / "settings.json", json.loads(json.dumps(record)))
+
+
+def refuse_other_settings(eval_dir: Path, record: dict) -> None:
+    """The refusal of ``check_folder`` alone: nothing is written."""
     path = eval_dir / "settings.json"
     record = json.loads(json.dumps(record))  # as it reads back (tuples become lists)
     if path.exists():
@@ -84,7 +91,6 @@ def check_folder(eval_dir: Path, record: dict) -> None:
                 f"{eval_dir} holds results made with other settings ({', '.join(changed)} differ, see {path}); "
                 "give another --out, or delete the folder to redo it"
             )
-    atomic_write_json(path, record)
 
 
 def run_benchmarks(

@@ -70,6 +70,12 @@ def read_preference_pairs(path: Path, prompt_field: str, chosen_field: str, reje
                 raise DataFileError(f"{path}:{lineno}: field {name!r} must be a string, got {type(row[name]).__name__}")
     if not rows:
         raise DataFileError(f"{path}: no preference pairs")
+    ties = [n for row, n in zip(rows, lines) if row[chosen_field] == row[rejected_field]]
+    if ties:  # legal, but such a pair teaches nothing and its loss stays at log 2
+        progress.warn(
+            f"{path}: {len(ties)} of {len(rows)} pairs have chosen equal to rejected (first at line {ties[0]}); "
+            "they carry no preference"
+        )
     return [(r[prompt_field] + r[chosen_field], r[prompt_field] + r[rejected_field]) for r in rows]
 
 

@@ -13,6 +13,24 @@ class DataFileError(IteroError, ValueError):
     pass
 
 
+# One row of a prompt set or benchmark; a longer line is a broken file or a document, not a problem
+# (a 5 MB prompt took 65 s and 17 GB before failing inside generation).
+MAX_LINE_CHARS = 1_000_000
+
+
+def _lines(f, path: Path):
+    """The file's lines, refusing one over ``MAX_LINE_CHARS`` without reading all of it into memory."""
+    lineno = 0
+    while line := f.readline(MAX_LINE_CHARS + 1):
+        lineno += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise DataFileError(
+                f"{path}:{lineno}: line longer than {MAX_LINE_CHARS:,} characters; one row is one problem "
+                "(a prompt, its answer): shorten or drop it"
+            )
+        yield line
+
+
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
     """Every row of a JSONL file; blank lines are skipped, anything else malformed is an error."""
     path = Path(path)
@@ -20,7 +38,7 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
         raise DataFileError(f"{path}: file does not exist")
     rows = []
     with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+        for lineno, line in enumerate(_lines(f, path), 1):
             if not line.strip():
                 continue
             try:

@@ -40,6 +40,18 @@ def info(message: str) -> None:
     console.print(message, markup=False, soft_wrap=True)
 
 
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Input that is legal but suspicious: one ``warning:`` line on stderr, once per process, from rank 0."""
+    from itero.distributed import current
+
+    if message not in _warned and current().is_main:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def _periodic_printer(description: str, total: int, start: float, enabled: bool, every: float = 15.0):
     """Off a terminal (logs, CI): a plain line with the ETA at most every ``every`` seconds."""
     state = {"done": 0, "last": start}

@@ -6,6 +6,7 @@ whole; a stage is done exactly when its output exists.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -32,16 +33,56 @@ def _writes() -> bool:
     return current().is_main
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST)
+
+
+@contextmanager
+def reported_write(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """A failed write of ``path`` as one line naming it (a full disk above all), the partial ``tmp`` removed."""
+    try:
+        yield
+    except OSError as err:
+        if tmp is not None and tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if err.errno in _FULL:
+            raise RunDirError(
+                f"disk full while writing {path}: free some space (or write the run to another disk) and rerun "
+                "the same command; finished stages are kept"
+            ) from None
+        if err.errno in _DENIED:
+            raise RunDirError(f"cannot write {path} ({err.strerror}): give a writable folder") from None
+        raise
+
+
+def check_writable(path: Path, option: str = "logging.run_dir") -> None:
+    """``path`` is, or can be made, a writable folder: refused before anything runs, not at the first save."""
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(f"cannot write {path}: {existing} is a file, not a folder; set {option} to a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(
+            f"cannot write {path}: {existing} is not writable (permissions or a read-only disk); "
+            f"set {option} to a writable folder"
+        )
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     if not _writes():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with reported_write(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -55,10 +96,11 @@ def atomic_write_jsonl(path: Path, rows: list[dict]) -> None:
 def atomic_torch_save(path: Path, obj: Any) -> None:
     if not _writes():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with reported_write(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
 
 
 @contextmanager
@@ -72,13 +114,14 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             shutil.rmtree(scratch, ignore_errors=True)
         return
     tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    yield tmp
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with reported_write(path, tmp):
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
 
 
 def _damaged(path: Path, err: Exception) -> RunDirError:

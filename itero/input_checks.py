@@ -1,0 +1,99 @@
+"""Checks of a run's input that need more than the config: the model folders, the prompts' lengths
+against the model's context, and warnings for input that is legal but suspicious. ``preflight`` runs
+them before the run directory is touched, so a refused run has written nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from itero.models.loading import (
+    check_model_path,
+    context_length,
+    has_trained_score_head,
+    load_tokenizer,
+    read_model_config,
+)
+from itero.schema import ConfigError
+from itero.tracking import progress
+
+
+def is_local(name_or_path: str) -> bool:
+    return (Path(name_or_path).expanduser() / "config.json").exists()
+
+
+def check_models(cfg) -> tuple[object, int | None]:
+    """Every model folder the run names, readable and consistent; returns the policy's tokenizer and context."""
+    for key in ("value_model_path", "dpo_model_path"):
+        path = getattr(cfg.algorithm, key, None)
+        if path:
+            check_model_path(path)
+    if cfg.reward.name == "model":
+        check_reward_model(cfg.reward.model_path, "reward.model_path")
+    if cfg.model.path is None:  # the tiny model, built with the character tokenizer
+        from itero.models.tiny import build_char_tokenizer
+
+        return build_char_tokenizer(), cfg.model.tiny.max_position_embeddings
+    tokenizer = load_tokenizer(cfg.model.path)  # also checks config, weights and that the ids fit the vocabulary
+    return tokenizer, model_context(cfg.model.path)
+
+
+def model_context(name_or_path: str) -> int | None:
+    if is_local(name_or_path):
+        return context_length(read_model_config(name_or_path))
+    from transformers import AutoConfig
+
+    return context_length(AutoConfig.from_pretrained(name_or_path).to_dict())
+
+
+def check_reward_model(path: str, key: str) -> None:
+    check_model_path(path)
+    if is_local(path) and not has_trained_score_head(path):
+        progress.warn(
+            f"{key}={path} is a causal LM, not a reward model (no trained score head): its scores come from "
+            "a randomly initialised head; train one with `itero train-rm` and give its --out folder"
+        )
+
+
+def check_prompts(task, tokenizer, context: int | None, max_new_tokens: int, where: str) -> None:
+    """A prompt longer than the model's context is refused; one that leaves less than ``max_new_tokens``
+    of it is warned about (itero never truncates a prompt)."""
+    if context is None:
+        return
+    problems = [*task.train, *task.test]
+    ids = tokenizer([task.render(p) for p in problems], add_special_tokens=False)["input_ids"] if problems else []
+    lengths = [len(x) for x in ids]
+    for i, n in enumerate(lengths):
+        if n >= context:
+            split, index = ("train", i) if i < len(task.train) else ("test", i - len(task.train))
+            raise ConfigError(
+                f"{where}: {split} problem {index + 1} is {n:,} tokens, the model's context is {context:,}; "
+                "shorten or drop it"
+            )
+    cut = [n for n in lengths if n + max_new_tokens > context]
+    if cut:
+        progress.warn(
+            f"{where}: {len(cut)} of {len(lengths)} prompts (longest {max(cut)} tokens) leave less than "
+            f"generation.max_new_tokens={max_new_tokens} of the model's {context}-token context: their responses "
+            "are cut short by it"
+        )
+
+
+def warn_suspicious_task(task, where: str) -> None:
+    """Conflicting golds for one prompt, and test problems that are also trained on."""
+    golds = defaultdict(set)
+    for p in task.train:
+        golds[p.prompt].add(p.answer)
+    conflicting = [(prompt, answers) for prompt, answers in golds.items() if len(answers) > 1]
+    if conflicting:
+        prompt, answers = conflicting[0]
+        progress.warn(
+            f"{where}: {len(conflicting)} prompts have conflicting gold answers (e.g. {prompt[:60]!r}: "
+            f"{' vs '.join(repr(a) for a in sorted(answers)[:3])}); one of each is graded wrong"
+        )
+    overlap = {p.prompt for p in task.test} & set(golds)
+    if overlap:
+        progress.warn(
+            f"{where}: {len(overlap)} of {len(task.test)} test problems are also in the training split "
+            f"(e.g. {next(iter(sorted(overlap)))[:60]!r}): test accuracy overstates what the model learnt"
+        )
