@@ -211,16 +211,17 @@ def build_reward(cfg: Config, device: torch.device | str = "cpu"):
 
 def preflight(cfg: Config) -> Task:
     """Everything that can fail on bad input, checked before the run directory is touched."""
+    from itero.input_checks import check_models, check_prompts, warn_suspicious_task
+    from itero.tracking.rundir import check_writable
+
     launcher_strategy(cfg.distributed.strategy)  # an itero strategy contradicting the accelerate config
-    if cfg.model.path is not None:
-        check_model_path(cfg.model.path)
-    if cfg.reward.name == "model":
-        check_model_path(cfg.reward.model_path)
-    for key in ("value_model_path", "dpo_model_path"):
-        path = getattr(cfg.algorithm, key, None)
-        if path:
-            check_model_path(path)
-    return checked_task(cfg)
+    check_writable(cfg.run_path)
+    tokenizer, context = check_models(cfg)
+    task = checked_task(cfg)
+    where = cfg.task.jsonl.train_path if cfg.task.name == "jsonl" else "the task"
+    check_prompts(task, tokenizer, context, cfg.generation.max_new_tokens, where)
+    warn_suspicious_task(task, where)
+    return task
 
 
 def checked_task(cfg: Config) -> Task:
