@@ -19,6 +19,8 @@ FILES = {
     ),
     "responses.jsonl": b'{"response": "\\\\boxed{2}", "gold_answer": "2"}\n',
     "prefs.jsonl": b'{"prompt": "1+1=", "chosen": "2", "rejected": "3"}\n',
+    "long.jsonl": b'{"problem": "' + b"1+" * 600_000 + b'1=", "gold_answer": "2"}\n',
+    "bench.jsonl": b'{"problem": "1+1=", "gold_answer": "2"}\n',
 }
 JSONL_TASK = ["task.name=jsonl", "task.jsonl.num_test=5"]
 
@@ -41,6 +43,11 @@ CASES = [  # (argv, a fragment of the message)
     (["train-rm", "prefs.jsonl", "--base", "tiny", "--out", "responses.jsonl"], "is a file"),
     (["train-rm", "prefs.jsonl", "--base", "tiny", "--out", "rm", "--lr", "-1"], "argument --lr"),
     (["eval", "some/model", "--limit", "0"], "argument --limit"),
+    (["train", QUICKSTART, "training.lr=null"], "null is not allowed for training.lr"),
+    (["train", QUICKSTART, *JSONL_TASK, "task.jsonl.train_path=long.jsonl"], "long.jsonl:1: line longer than"),
+    (["train", QUICKSTART, "logging.run_dir=responses.jsonl/runs"], "responses.jsonl is a file, not a folder"),
+    (["eval", "some/model", "--benchmarks", "b=bench.jsonl", "--out", "bench.jsonl/o"], "is a file, not a folder"),
+    (["eval", "some/model", "--benchmarks", "b=long.jsonl"], "long.jsonl:1: line longer than"),
 ]
 
 
