@@ -66,15 +66,44 @@ class JsonlTaskConfig(Section):
     template: str = "{prompt}"
 
 
+class DatasetTaskConfig(Section):
+    """A Hugging Face ``datasets`` dataset with a field mapping (itero/tasks/dataset.py, docs/extending.md)."""
+
+    path: str | None = None  # hub id, or a save_to_disk folder, a folder of data files, a parquet / JSONL / CSV file
+    config: str | None = None  # the hub dataset's config (subset)
+    split: str = "train"
+    test_split: str | None = None  # None: hold out the first num_test rows of split
+    num_test: int = Field(200, ge=1)
+    prompt_field: str = "problem"
+    answer_field: str | None = "gold_answer"  # None: no gold answers (rewards from functions / a reward model)
+    solution_field: str | None = None  # worked solutions for the SFT warm-up, if the dataset has them
+    columns: list[str] | None = None  # columns handed to reward functions; None = every column
+    template: str = "{prompt}"
+    # true: the tokenizer's apply_chat_template renders the prompt as a user turn; a string: that Jinja template
+    chat_template: bool | str = False
+    system_prompt: str | None = None  # a system turn before it, with a chat template
+
+
 class TaskConfig(Section):
-    name: Literal["arithmetic", "jsonl"] = "arithmetic"
+    name: Literal["arithmetic", "jsonl", "dataset"] = "arithmetic"
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     jsonl: JsonlTaskConfig = JsonlTaskConfig()
+    dataset: DatasetTaskConfig = DatasetTaskConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_by_default(cls, data: Any):
+        # a `dataset:` section without a task name means that dataset, not the arithmetic task
+        if isinstance(data, dict) and "dataset" in data and "name" not in data:
+            data = {**data, "name": "dataset"}
+        return data
 
     @model_validator(mode="after")
     def _jsonl_has_path(self):
         if self.name == "jsonl" and not self.jsonl.train_path:
             raise ValueError("task.name=jsonl needs task.jsonl.train_path (a JSONL file of problems)")
+        if self.name == "dataset" and not self.dataset.path:
+            raise ValueError("task.name=dataset needs task.dataset.path (a hub id or a local dataset folder / file)")
         return self
 
 
@@ -113,8 +142,30 @@ class GenerationConfig(Section):
         return self
 
 
+class RewardFunctionConfig(Section):
+    """One term of ``reward.functions`` (itero/rewards/functions.py): a built-in by name, or path/file.py:function."""
+
+    name: str | None = None  # built-in: math, format, model; with path: the name it is logged under
+    path: str | None = None
+    weight: float = 1.0
+    style: Literal["batched", "verl"] = "batched"  # verl: per-sample compute_score(data_source, solution_str, ...)
+
+    @model_validator(mode="after")
+    def _name_or_path(self):
+        from itero.rewards.functions import BUILTIN_NAMES
+
+        if not self.path and self.name not in BUILTIN_NAMES:
+            raise ValueError(
+                f"reward function name={self.name!r}: give path: file.py:function, or a built-in name "
+                f"({', '.join(BUILTIN_NAMES)})"
+            )
+        return self
+
+
 class RewardConfig(Section):
     name: Literal["math", "model"] = "math"  # rule-based math reward, or a trained reward model (itero train-rm)
+    # Σ weight · fn over these instead of `name` (docs/extending.md); [] = the reward of `name`
+    functions: list[RewardFunctionConfig] = []
     # Online-DPO-R1: 1 / -0.5 / -1; VinePPO: 1 / 0 / 0. With name=model they only grade correctness for the logs.
     correct: float = 1.0
     wrong: float = -0.5  # an answer was extracted but is wrong
@@ -133,6 +184,11 @@ class RewardConfig(Section):
     def _model_needs_path(self):
         if self.name == "model" and not self.model_path:
             raise ValueError("reward.name=model needs reward.model_path (a folder written by itero train-rm)")
+        models = sum(f.name == "model" and not f.path for f in self.functions)
+        if self.functions and self.name == "model":
+            raise ValueError("reward.functions with reward.name=model: list the reward model as {name: model} there")
+        if models > 1 or (models and not self.model_path):
+            raise ValueError("reward.functions: one {name: model} at most, and it needs reward.model_path")
         return self
 
     @model_validator(mode="before")

@@ -269,6 +269,7 @@ def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
             "reward_mean": float(scores.mean()),
             "sample_accuracy": sum(correct) / len(correct),
             "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
+            **getattr(rt.reward, "last_metrics", {}),  # reward.functions: each function's mean, <name>_mean
         },
     )
     atomic_torch_save(d / "scored.pt", batch)

@@ -39,7 +39,7 @@ class Runtime:
     generator: HFGenerator
     learner: Learner
     task: Task
-    reward: MathReward  # or a RewardModel (same grade signature)
+    reward: MathReward  # or a RewardModel, or RewardFunctions (same grade signature)
     algo: ModuleType
     policy_source: Path | None = None  # checkpoint the in-memory weights equal; None = base
     device: torch.device = torch.device("cpu")
@@ -190,14 +190,34 @@ def optim_config(t) -> OptimConfig:
     )
 
 
-def build_reward(cfg: Config, device: torch.device | str = "cpu"):
-    """MathReward, or a RewardModel whose correctness flags (for the logs) come from the math grader."""
+def build_reward(cfg: Config, device: torch.device | str = "cpu", task: Task | None = None):
+    """MathReward, a RewardModel, or the weighted reward functions of ``reward.functions``; the
+    correctness flags (for the logs) always come from the math grader. ``task`` gives the functions
+    its dataset columns."""
     r = cfg.reward
     verifier = MathReward(r.correct, r.wrong, r.no_answer, extraction=r.extraction)
+    if r.functions:
+        return build_reward_functions(cfg, verifier, device, task)
     if r.name == "math":
         return verifier
+    return build_reward_model(cfg, verifier, device)
+
+
+def build_reward_functions(cfg: Config, verifier: MathReward, device, task: Task | None):
+    from itero.rewards.functions import MathFunction, ModelFunction, RewardFunctions, format_reward, load_terms
+
+    grader = MathFunction(verifier)
+    builtins = {"math": grader, "format": format_reward}
+    if any(f.name == "model" and not f.path for f in cfg.reward.functions):
+        builtins["model"] = ModelFunction(build_reward_model(cfg, None, device))
+    columns_of = task.columns_index() if task is not None else None
+    return RewardFunctions(load_terms(cfg.reward.functions, builtins), grader, columns_of)
+
+
+def build_reward_model(cfg: Config, verifier: MathReward | None, device):
     from itero.rewards.reward_model import RewardModel
 
+    r = cfg.reward
     return RewardModel.from_pretrained(
         r.model_path,
         normalize=r.normalize,
@@ -245,6 +265,14 @@ def checked_task(cfg: Config) -> Task:
             f"sft.enabled is true but {where} has no worked solutions (task.jsonl.solution_field); "
             "give solutions or set sft.enabled=false"
         )
+    if task.chat_template:  # prompts render through the policy's tokenizer; one without a template stops here
+        task.bind(load_tokenizer(cfg.model.path) if cfg.model.path is not None else build_char_tokenizer())
+    if cfg.reward.functions:  # the user's files import and hold their functions, before anything is written
+        from itero.rewards.functions import BUILTIN_NAMES, load_terms
+
+        load_terms(cfg.reward.functions, dict.fromkeys(BUILTIN_NAMES))
+        if any(f.name == "model" and not f.path for f in cfg.reward.functions):
+            check_model_path(cfg.reward.model_path)
     return task
 
 
@@ -276,6 +304,7 @@ def local_device() -> torch.device:
 def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
     base_path = build_base_model(cfg, run)
     tokenizer = load_tokenizer(base_path)
+    task.bind(tokenizer)  # a chat-template task renders its prompts with it
     device = local_device()
     policy = load_model(base_path, dtype=cfg.model.dtype, device=device)
     replica, strategy = None, launcher_strategy(cfg.distributed.strategy)
@@ -305,6 +334,6 @@ def build_runtime(cfg: Config, run: Path, task: Task) -> Runtime:
         task=task,
         replica=replica,
         strategy=strategy,
-        reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device),
+        reward=build_reward(cfg, "cpu" if cfg.distributed.reference_device == "cpu" else device, task),
         algo=ALGORITHMS[cfg.algorithm.name],
     )

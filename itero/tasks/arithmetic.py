@@ -8,7 +8,8 @@ train / test sets by their text, so a test problem is never seen in warm-up or R
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class Problem:
     prompt: str  # the text the model is conditioned on
     answer: str  # gold final answer
     solution: str = ""  # worked solution (response text) for SFT
+    # dataset columns handed to reward functions (task.dataset); not part of the problem's identity
+    columns: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
 
 
 def solve_steps(numbers: list[int], ops: list[str]) -> tuple[list[str], int]:

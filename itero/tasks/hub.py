@@ -40,6 +40,14 @@ def read_hub(
     an explicit benchmark spec passes False, since it asks for the hub by name.
     """
     dataset, config, split = parse_hub(spec, default_split)
+    return read_dataset(dataset, config, split, required, label=spec, local_copy=local_copy)
+
+
+def read_dataset(
+    dataset: str, config: str | None, split: str, required: tuple[str, ...] = (), *, label: str, local_copy: bool
+) -> list[dict]:
+    """``read_hub`` with the parts given apart (``task.dataset``: a local path may hold '#' or '@')."""
+    spec = label
     known = source_for(dataset, config, split)
     local = data_dir_override() if local_copy else None
     if known is not None and local is not None:
