@@ -172,3 +172,22 @@ def test_a_missing_function_stops_the_run_before_the_run_directory(user_file, tm
 def test_terms_are_plain_data():
     term = RewardTerm("f", format_reward, 0.5)
     assert term.style == "batched" and term.fn([""], ["\\boxed{1}"]) == [1.0]
+
+
+def test_a_reward_model_is_one_more_function_and_keeps_its_normaliser():
+    from helpers import tiny
+
+    from itero.models.tiny_rm import build_tiny_reward_model
+    from itero.rewards.functions import ModelFunction
+    from itero.rewards.reward_model import RewardModel
+
+    _, tok = tiny()
+    model = build_tiny_reward_model(tok, hidden_size=32, num_layers=1, seed=0)
+    rm = RewardModel(model, tok, normalize=True, clip=10.0)
+    twin = RewardModel(model, tok, normalize=True, clip=10.0)
+    r = RewardFunctions([RewardTerm("model", ModelFunction(rm), 0.5)], grader())
+    assert r.norm is rm.norm
+    prompts, responses = ["1+1=", "2+2=", "3+3="], ["2", "5", "\\boxed{6}"]
+    rewards = r.grade(responses, ["2", "4", "6"], prompts=prompts)[0]
+    assert rewards == pytest.approx([0.5 * s for s in twin.score(prompts, responses).tolist()])
+    assert r.norm.count == 3
