@@ -56,26 +56,40 @@ def check_reward_model(path: str, key: str) -> None:
 
 
 def check_prompts(task, tokenizer, context: int | None, max_new_tokens: int, where: str) -> None:
-    """A prompt longer than the model's context is refused; one that leaves less than ``max_new_tokens``
-    of it is warned about (itero never truncates a prompt)."""
+    """The task's train and test prompts against the model's context (``check_lengths``)."""
     if context is None:
         return
     problems = [*task.train, *task.test]
     ids = tokenizer([task.render(p) for p in problems], add_special_tokens=False)["input_ids"] if problems else []
-    lengths = [len(x) for x in ids]
-    for i, n in enumerate(lengths):
-        if n >= context:
-            split, index = ("train", i) if i < len(task.train) else ("test", i - len(task.train))
+    n_train = len(task.train)
+    names = [f"train problem {i + 1}" if i < n_train else f"test problem {i - n_train + 1}" for i in range(len(ids))]
+    check_lengths([len(x) for x in ids], names, context, max_new_tokens, where)
+
+
+def check_lengths(
+    lengths: list[int],
+    names: list[str],
+    context: int | None,
+    max_new_tokens: int,
+    where: str,
+    key: str = "generation.max_new_tokens",
+    refuse: bool = True,
+) -> None:
+    """A prompt as long as the model's context is refused (with ``refuse``, else warned about); one that
+    leaves less than ``max_new_tokens`` of it is warned about (itero never truncates a prompt)."""
+    if context is None:
+        return
+    for name, n in zip(names, lengths):
+        if n >= context and refuse:
             raise ConfigError(
-                f"{where}: {split} problem {index + 1} is {n:,} tokens, the model's context is {context:,}; "
-                "shorten or drop it"
+                f"{where}: {name} is {n:,} tokens, the model's context is {context:,}; shorten or drop it"
             )
     cut = [n for n in lengths if n + max_new_tokens > context]
     if cut:
         progress.warn(
             f"{where}: {len(cut)} of {len(lengths)} prompts (longest {max(cut)} tokens) leave less than "
-            f"generation.max_new_tokens={max_new_tokens} of the model's {context}-token context: their responses "
-            "are cut short by it"
+            f"{key}={max_new_tokens} of the model's {context}-token context: generation runs past "
+            "the positions it was trained on"
         )
 
 

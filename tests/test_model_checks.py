@@ -147,3 +147,11 @@ def test_a_prompt_longer_than_the_context_is_refused_and_a_tight_one_warned_abou
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     preflight(load_config(QUICKSTART, [*task, *small]))
     assert "leave less than generation.max_new_tokens=200 of the model's 256-token context" in capsys.readouterr().err
+
+
+def test_eval_warns_about_benchmark_prompts_past_the_context(good_model, tmp_path, monkeypatch, capsys):
+    (tmp_path / "long.jsonl").write_text(json.dumps({"problem": "1+" * 300 + "1=", "gold_answer": "301"}) + "\n")
+    argv = ["eval", str(good_model), "--benchmarks", "b=long.jsonl", "--out", "out", "--template", "plain"]
+    code, err = run_cli([*argv, "--max-new-tokens", "2", "--no-progress"], tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "long.jsonl: 1 of 1 prompts (longest 602 tokens) leave less than --max-new-tokens=2" in err

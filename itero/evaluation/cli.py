@@ -107,6 +107,7 @@ def run(args) -> int:
     start = time.perf_counter()
     tokenizer = load_tokenizer(args.model)  # a bad model folder stops here, before anything is written
     model = load_model(args.model, dtype=args.dtype, device=args.device)
+    check_benchmark_prompts(benches, template, tokenizer, model, settings.max_new_tokens)
     check_folder(eval_dir, record)
     generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
     results = run_benchmarks(
@@ -117,6 +118,19 @@ def run(args) -> int:
         f"table: {eval_dir / 'results.md'}, {eval_dir / 'results.json'}"
     )
     return 0
+
+
+def check_benchmark_prompts(benches, template, tokenizer, model, max_new_tokens: int) -> None:
+    """Every prompt against the model's context, before the first write (``input_checks.check_lengths``):
+    warned about, not refused, since a benchmark is scored whole, as its source's harness scores it."""
+    from itero.input_checks import check_lengths
+    from itero.models.loading import context_length
+
+    context = context_length(model.config.to_dict())
+    for bench in benches:
+        lengths = [len(template.encode(p, tokenizer)) for p in bench.problems]
+        names = [f"problem {i + 1}" for i in range(len(lengths))]
+        check_lengths(lengths, names, context, max_new_tokens, bench.source, "--max-new-tokens", refuse=False)
 
 
 def main(argv: list[str] | None = None) -> int:
