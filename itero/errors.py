@@ -25,11 +25,20 @@ def check_finite_step(loss: float, grad_norm: float) -> None:
             raise DivergenceError(f"non-finite {name} ({value})")
 
 
-def check_finite_parameters(parameters) -> None:
-    """Refuse parameters an optimizer step made NaN or infinite (one fused norm over all of them)."""
+def largest_parameter(parameters) -> float:
+    """max |θ| over this process's (local) parameter values: NaN or inf when any is, and no overflow for
+    large finite weights (a max, not a sum of squares). A sharded parameter contributes its local shard."""
     import torch  # lazily: the error classes are imported by modules that need no torch
 
-    tensors = [p.detach() for p in parameters]
-    # the max-abs norm: NaN and ±inf show through, large finite weights do not overflow as squares would
-    if tensors and not math.isfinite(float(torch.nn.utils.get_total_norm(tensors, norm_type=math.inf))):
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in parameters]
+    tensors = [t.detach() for t in local if t.numel()]  # a rank may hold an empty shard
+    if not tensors:
+        return 0.0
+    return float(torch.stack(torch._foreach_norm(tensors, math.inf)).max())
+
+
+def check_finite_parameters(largest: float) -> None:
+    """Refuse parameters an optimizer step made NaN or infinite (``largest``: ``largest_parameter``,
+    reduced over ranks when the parameters are sharded)."""
+    if not math.isfinite(largest):
         raise DivergenceError("non-finite parameters after the optimizer step")

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from itero.cli_args import positive_float, positive_int
-from itero.errors import DivergenceError, check_finite_parameters, check_finite_step
+from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
 from itero.rewards.reward_model import (
     bradley_terry_loss,
     pairwise_accuracy,
@@ -130,7 +130,7 @@ def train(model, tokenizer, train_pairs: list[Pair], val_pairs: list[Pair], args
                 try:  # a diverged model is never saved: stop at the first non-finite step
                     check_finite_step(float(loss.detach()), grad_norm)
                     optimizer.step()
-                    check_finite_parameters(model.parameters())
+                    check_finite_parameters(largest_parameter(model.parameters()))
                 except DivergenceError as err:
                     raise DivergenceError(
                         f"train-rm diverged: {err} in epoch {epoch + 1}, step {start // args.batch_size + 1}; "

@@ -22,7 +22,7 @@ from torch import Tensor
 from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
 from itero.distributed import current, fold_metric, is_max_metric
-from itero.errors import DivergenceError, check_finite_parameters, check_finite_step
+from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
 from itero.training import sharding
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
@@ -246,7 +246,12 @@ class Learner:
         try:
             check_finite_step(loss, grad_norm)
             self.optimizer.step()
-            check_finite_parameters(self.model.parameters())
+            largest = largest_parameter(self.model.parameters())
+            if self.sharded:  # each rank sees its shards: every rank must take the same branch
+                largest = current().reduce_metrics({"parameter_largest": largest})[
+                    "parameter_largest"
+                ]  # a sum: NaN and inf survive it
+            check_finite_parameters(largest)
         finally:
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
