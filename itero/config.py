@@ -128,6 +128,9 @@ class GenerationConfig(Section):
     # Truncated importance sampling (itero/core/importance.py): weight policy-gradient tokens by
     # min(π_old/π_sampler, tis_cap) to correct the engine/learner log-prob mismatch; None = off.
     tis_cap: float | None = Field(None, gt=0.0)
+    # π_old from the hf sampler's own log-probs when they equal the learner's (itero/old_logprobs.py):
+    # checked on a first micro-batch each iteration, recomputed otherwise; false always recomputes
+    reuse_sampler_logprobs: bool = True
 
     @model_validator(mode="after")
     def _sampler_fits_n(self):

@@ -30,6 +30,7 @@ from itero.errors import DivergenceError
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.mc_values import mc_rollout
 from itero.models.loading import load_model
+from itero.old_logprobs import old_logprobs, sampler_is_the_policy
 from itero.runtime import Runtime, build_base_model, build_runtime, preflight
 from itero.samplers import sources
 from itero.tracking import progress
@@ -300,7 +301,9 @@ def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
             old = selected.ref_logprobs
         else:
             rt.ensure_policy(start)
-            old = per_rank(lambda b: compute_logprobs(rt.policy, b, mbs, temp), selected)
+            forward = functools.partial(per_rank, lambda b: compute_logprobs(rt.policy, b, mbs, temp))
+            old, old_stats = old_logprobs(selected, forward, mbs, sampler_is_the_policy(rt.cfg, k, temp))
+            stats.update(old_stats)
         selected = selected.replace(old_logprobs=old)
     if getattr(cfg, "needs_dpo_model", False) and selected.batch_size:
         dpo_model = rt.frozen_model(dpo_model_path(rt))
