@@ -8,6 +8,7 @@ from itero.config import Config, dump_config, load_config
 from itero.schema import ConfigError
 from itero.tracking.rundir import (
     RunDirError,
+    atomic_torch_save,
     config_differences,
     config_sha,
     load_stage,
@@ -169,6 +170,19 @@ def test_a_damaged_stage_file_names_itself_and_the_recovery(tmp_path):
     (tmp_path / "eval.json").write_text('{"greedy_accuracy": 0.5')
     with pytest.raises(RunDirError, match="eval.json cannot be read"):
         read_json(tmp_path / "eval.json")
+
+
+def test_a_stage_file_whose_bytes_changed_is_caught_by_its_checksum(tmp_path):
+    path = tmp_path / "scored.pt"
+    atomic_torch_save(path, {"scores": torch.linspace(0, 1, 4096)})
+    assert (tmp_path / "scored.pt.sha256").exists() and load_stage(path)["scores"][-1] == 1.0
+    data = bytearray(path.read_bytes())
+    body = data.index(b"\x00\x00\x80\x3f")  # 1.0 in float32: a value inside the tensor's storage
+    data[body + 3] ^= 0x01  # one flipped bit: the zip archive still loads, with a wrong number
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=False)["scores"][-1] != 1.0  # torch alone does not notice
+    with pytest.raises(RunDirError, match=r"scored.pt cannot be read \(ValueError: its sha256 differs"):
+        load_stage(path)
 
 
 @pytest.mark.parametrize(

@@ -100,7 +100,22 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     with reported_write(path, tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(obj, tmp)
+        digest = _sha256(tmp)
         os.replace(tmp, path)
+    # the checksum beside the file: load_stage then notices damage a loader would not (a flipped byte)
+    atomic_write_text(_checksum_file(path), digest + "\n")
+
+
+def _checksum_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextmanager
@@ -140,8 +155,12 @@ def read_json(path: Path) -> Any:
 
 
 def load_stage(path: Path) -> Any:
-    """A stage's saved batch (``torch.save``): a truncated or damaged file is reported with its path and
-    the recovery instead of a traceback from deep inside the unpickler."""
+    """A stage's saved batch (``torch.save``): a truncated or damaged file (or one whose checksum, written
+    beside it by ``atomic_torch_save``, no longer matches) is reported with its path and the recovery
+    instead of a traceback from deep inside the unpickler."""
+    checksum = _checksum_file(path)
+    if checksum.exists() and path.exists() and _sha256(path) != checksum.read_text().strip():
+        raise _damaged(path, ValueError(f"its sha256 differs from {checksum.name}"))
     try:
         return torch.load(path, weights_only=False)
     except (RuntimeError, EOFError, ValueError, OSError, ImportError, AttributeError) as err:
