@@ -65,6 +65,20 @@ class JsonlTaskConfig(Section):
     solution_field: str | None = None  # worked solutions for the SFT warm-up, if the file has them
     template: str = "{prompt}"
 
+    _template_has_prompt = field_validator("template")(lambda cls, v: prompt_template(v))
+
+
+def prompt_template(template: str) -> str:
+    """A task's prompt template must place the problem: without ``{prompt}`` every problem reads the same."""
+    import string
+
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    if fields != ["prompt"]:
+        raise ValueError(
+            f"a template places the problem once with {{prompt}} and nothing else in braces, got {template!r}"
+        )
+    return template
+
 
 class DatasetTaskConfig(Section):
     """A Hugging Face ``datasets`` dataset with a field mapping (itero/tasks/dataset.py, docs/extending.md)."""
@@ -79,6 +93,7 @@ class DatasetTaskConfig(Section):
     solution_field: str | None = None  # worked solutions for the SFT warm-up, if the dataset has them
     columns: list[str] | None = None  # columns handed to reward functions; None = every column
     template: str = "{prompt}"
+    _template_has_prompt = field_validator("template")(lambda cls, v: prompt_template(v))
     # true: the tokenizer's apply_chat_template renders the prompt as a user turn; a string: that Jinja template
     chat_template: bool | str = False
     system_prompt: str | None = None  # a system turn before it, with a chat template
@@ -240,7 +255,7 @@ class TrainingConfig(Section):
 class SFTConfig(Section):
     enabled: bool = True
     num_examples: int = Field(4000, ge=1)  # worked solutions available to the warm-up
-    steps: int = Field(400, ge=0)
+    steps: int = Field(400, ge=1)  # no warm-up at all: sft.enabled=false
     batch_size: int = Field(64, ge=1)
     micro_batch_size: int = Field(32, ge=1)  # its own, so RL batch settings never change the warm-up
     lr: float = Field(1e-3, gt=0.0)

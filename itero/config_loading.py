@@ -39,7 +39,10 @@ def apply_override(data: dict, item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. algorithm.beta=0.2)")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:  # not YAML (e.g. "Q: {prompt} A:"): the text itself
+        value = raw
     if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
         value = raw  # YAML 1.1 reads yes/no/on/off as booleans: on the command line they are words (a name "no")
     parts = key.strip().split(".")

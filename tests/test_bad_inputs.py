@@ -37,6 +37,11 @@ CASES = [  # (argv, a fragment of the message)
     (["train", QUICKSTART, *JSONL_TASK, "task.jsonl.train_path=empty.jsonl"], "has no training problems"),
     (["train", QUICKSTART, *JSONL_TASK, "task.jsonl.train_path=nosolutions.jsonl"], "no worked solutions"),
     (["train", QUICKSTART, "--threads", "-1"], "argument --threads: expected a number >= 1"),
+    (
+        ["train", QUICKSTART, *JSONL_TASK, "task.jsonl.train_path=nosolutions.jsonl", "task.jsonl.template=Solve"],
+        "{prompt}",
+    ),
+    (["train", QUICKSTART, "sft.steps=0"], "sft.steps: got 0"),
     (["grade", "--responses", "responses.jsonl", "--response-field", "respnse"], "missing field 'respnse'"),
     (["grade", "--responses", "responses.jsonl", "--timeout", "-1"], "argument --timeout"),
     (["grade", "--responses", "."], "cannot read"),
@@ -71,5 +76,6 @@ def test_bad_input_exits_2_with_its_message_and_writes_nothing(argv, message, tm
 def test_yaml_words_stay_words_on_the_command_line():
     from itero.config import load_config
 
+    assert load_config(None, ["task.jsonl.template=Q: {prompt} A:"]).task.jsonl.template == "Q: {prompt} A:"
     assert load_config(None, ["logging.name=no"]).logging.name == "no"  # YAML 1.1 would read False
     assert load_config(None, ["logging.progress=no"]).logging.progress is False  # a bool field still parses it
