@@ -1,4 +1,4 @@
-"""`itero` command line: quickstart, train, report, compare, retest, eval, kl, grade, bandit, train-rm."""
+"""`itero` command line: quickstart, train, report, compare, retest, eval, eval-chat, kl, grade, bandit, train-rm."""
 
 from __future__ import annotations
 
@@ -63,6 +63,24 @@ EPILOG = {
         examples:
           itero kl runs/r1/iter_9/checkpoint Qwen/Qwen2.5-Math-7B --prompts data/math500/test.jsonl --n 4
           itero kl runs/quickstart/iter_7/checkpoint runs/quickstart/base --prompts prompts.jsonl --template plain --out kl.json
+    """,
+    "eval-chat": """
+        Responses of a chat policy to a prompt set, each judged against a reference response (the
+        dataset's, or another model's) by a reward model or an LLM judge behind an OpenAI-compatible
+        endpoint (both orders, answers cached in OUT/judge_cache.jsonl). Reports the win rate (ties
+        half), AlpacaEval 2's length-controlled win rate, both with standard errors, and with
+        --reward-model / --base the mean reward and KL(policy || base). Writes OUT/chat_eval.json and
+        OUT/chat_eval.jsonl (one line per response). See docs/chat-eval.md.
+
+        examples:
+          itero eval-chat --policy runs/rto/iter_4/checkpoint --prompts prompts.jsonl --reference-field chosen \\
+            --judge rm:runs/rm --out runs/rto/chat/iter_4
+          itero eval-chat --policy runs/rto/iter_4/checkpoint --prompts hf:tatsu-lab/alpaca_eval#alpaca_eval@eval \\
+            --prompt-field instruction --reference-field output --template chat:{problem} \\
+            --judge openai:Qwen/Qwen2.5-72B-Instruct --base-url http://127.0.0.1:8000/v1 --out runs/rto/alpaca
+          itero eval-chat --policy runs/rto/iter_4/checkpoint --reference-model runs/rto/base --prompts prompts.jsonl \\
+            --judge rm:runs/rm --reward-model runs/rm --base runs/rto/base --n 4 --temperature 1 --out runs/rto/chat/iter_4
+          itero compare runs/rto/chat runs/ppo/chat --x kl --metric chat/mean_reward   # reward against KL
     """,
     "compare": """
         Puts several runs side by side: one curve per run of METRIC against the iteration, and a
@@ -189,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
 
     from itero.bandit import cli as bandit_cli
+    from itero.evaluation import chat as chat_cli
     from itero.evaluation import cli as eval_cli
     from itero.evaluation import kl as kl_cli
     from itero.grading import cli as grading_cli
@@ -198,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add(sub, "eval", "Evaluate a model on MATH500, GSM8K, AIME24, AMC23, Minerva Math, OlympiadBench.")
     )
     kl_cli.add_arguments(_add(sub, "kl", "Estimate KL(policy || base) per response, with its standard error."))
+    chat_cli.add_arguments(
+        _add(sub, "eval-chat", "Judge a chat policy against reference responses: win rate, LC win rate, reward, KL.")
+    )
     grading_cli.add_arguments(
         _add(sub, "grade", "Grade math responses against gold answers, or run the grader's self-check.")
     )
@@ -304,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
 
             hf_logging.disable_progress_bar()
             return (eval_cli if args.command == "eval" else kl_cli).run(args)
+        if args.command == "eval-chat":
+            from transformers.utils import logging as hf_logging
+
+            from itero.evaluation import chat as chat_cli
+
+            hf_logging.disable_progress_bar()
+            return chat_cli.run(args)
         if args.command == "grade":
             from itero.grading import cli as grading_cli
 
