@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--x",
         default="iteration",
-        choices=("iteration", "seconds", "tokens"),
-        help="x axis: iteration, cumulative wall-clock seconds, or cumulative tokens generated",
+        choices=("iteration", "seconds", "tokens", "kl"),
+        help="x axis: iteration, cumulative wall-clock seconds, cumulative tokens generated, or kl: "
+        "KL(policy || base) of itero eval-chat results (chat_eval.json) under each RUN_DIR",
     )
     p.add_argument(
         "--budget",

@@ -166,6 +166,10 @@ def compare(
     until: int | None = None,
 ) -> tuple[Path, str]:
     """Writes OUT.png and OUT.md (default: compare.png / compare.md in the current folder); returns (png, table)."""
+    if x == "kl":  # points of itero eval-chat (chat_eval.json), not rows of metrics.jsonl
+        from itero.evaluation.chat_compare import compare_chat
+
+        return compare_chat(run_dirs, metric, out, budget, until)
     if budget is not None and x == "iteration":
         raise ValueError("--budget needs --x seconds or --x tokens (a budget in seconds or tokens)")
     curves = load_runs(run_dirs, metric, x, until)
