@@ -35,3 +35,30 @@ def text_batch(tok, prompts: list[str], responses: list[str], scores=None, group
     if group_ids is not None:
         batch = batch.replace(group_ids=torch.tensor(group_ids))
     return batch.replace(prompt_texts=list(prompts), response_texts=list(responses))
+
+
+# A GRPO run on one-digit sums that takes ~20 s: SFT enough that samples differ, so there is signal.
+TINY_RUN = [
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=1",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=150",
+    "sft.batch_size=16",
+    "sft.lr=3e-3",
+    "sft.num_examples=60",
+    "algorithm=grpo",  # advantages from the reward spread, so there is something to train on
+    "loop.iterations=1",
+    "loop.prompts_per_iteration=8",
+    "generation.n_samples_per_prompt=4",
+    "generation.max_new_tokens=20",
+    "generation.temperature=1.0",
+    "task.arithmetic.digits=1",
+    "task.arithmetic.num_ops=1",
+    "task.arithmetic.ops=+",
+    "task.arithmetic.num_train=60",
+    "task.arithmetic.num_test=8",
+    "eval.k=1",
+    "training.batch_size=2",
+    "training.micro_batch_size=2",
+    "logging.progress=false",
+]

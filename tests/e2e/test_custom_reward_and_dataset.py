@@ -5,36 +5,12 @@ import importlib.util
 import json
 
 import pytest
+from helpers import TINY_RUN as TINY
 
 from itero.config import load_config
 from itero.loop import run
 from itero.rewards.functions import format_reward
 from itero.tasks.arithmetic import make_splits
-
-TINY = [
-    "model.tiny.hidden_size=32",
-    "model.tiny.num_layers=1",
-    "model.tiny.intermediate_size=64",
-    "sft.steps=150",
-    "sft.batch_size=16",
-    "sft.lr=3e-3",
-    "sft.num_examples=60",
-    "algorithm=grpo",
-    "loop.iterations=1",
-    "loop.prompts_per_iteration=8",
-    "generation.n_samples_per_prompt=4",
-    "generation.max_new_tokens=20",
-    "generation.temperature=1.0",
-    "task.arithmetic.digits=1",
-    "task.arithmetic.num_ops=1",
-    "task.arithmetic.ops=+",
-    "task.arithmetic.num_train=60",
-    "task.arithmetic.num_test=8",
-    "eval.k=1",
-    "training.batch_size=2",
-    "training.micro_batch_size=2",
-    "logging.progress=false",
-]
 
 USER_FILE = '''
 def digits(prompts, responses, answers, **columns):

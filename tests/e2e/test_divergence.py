@@ -5,37 +5,13 @@ import math
 
 import pytest
 import torch
+from helpers import TINY_RUN as TINY
 from helpers import text_batch, tiny
 
 from itero.cli import main
 from itero.errors import DivergenceError, IteroError
 from itero.tracking.rundir import config_sha
 from itero.training.learner import Learner, OptimConfig
-
-TINY = [
-    "model.tiny.hidden_size=32",
-    "model.tiny.num_layers=1",
-    "model.tiny.intermediate_size=64",
-    "sft.steps=150",
-    "sft.batch_size=16",
-    "sft.lr=3e-3",
-    "sft.num_examples=60",
-    "algorithm=grpo",  # advantages from the reward spread, so there is something to train on
-    "loop.iterations=1",
-    "loop.prompts_per_iteration=8",
-    "generation.n_samples_per_prompt=4",
-    "generation.max_new_tokens=20",
-    "generation.temperature=1.0",
-    "task.arithmetic.digits=1",
-    "task.arithmetic.num_ops=1",
-    "task.arithmetic.ops=+",
-    "task.arithmetic.num_train=60",
-    "task.arithmetic.num_test=8",
-    "eval.k=1",
-    "training.batch_size=2",
-    "training.micro_batch_size=2",
-    "logging.progress=false",
-]
 
 
 def learner_and_batch(lr: float):

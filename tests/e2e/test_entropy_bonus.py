@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_divergence import TINY
+from helpers import TINY_RUN as TINY
 
 from itero.config import load_config
 from itero.loop import run

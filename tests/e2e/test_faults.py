@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_divergence import TINY
+from helpers import TINY_RUN as TINY
 
 from itero.cli import main
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_divergence import TINY
+from helpers import TINY_RUN as TINY
 
 from itero.config import load_config
 from itero.loop import run

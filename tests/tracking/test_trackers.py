@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import yaml
+from helpers import TINY_RUN
 
 from itero import distributed
 from itero.config import LoggingConfig
@@ -202,30 +203,7 @@ def test_no_trackers_and_an_unknown_tracker(tmp_path):
         LoggingConfig(trackers=["comet"])
 
 
-TINY = [  # tests/e2e/test_divergence.py's fast run, two iterations
-    "model.tiny.hidden_size=32",
-    "model.tiny.num_layers=1",
-    "model.tiny.intermediate_size=64",
-    "sft.steps=30",
-    "sft.batch_size=16",
-    "sft.lr=3e-3",
-    "sft.num_examples=60",
-    "algorithm=grpo",
-    "loop.iterations=2",
-    "loop.prompts_per_iteration=8",
-    "generation.n_samples_per_prompt=4",
-    "generation.max_new_tokens=20",
-    "generation.temperature=1.0",
-    "task.arithmetic.digits=1",
-    "task.arithmetic.num_ops=1",
-    "task.arithmetic.ops=+",
-    "task.arithmetic.num_train=60",
-    "task.arithmetic.num_test=8",
-    "eval.k=1",
-    "training.batch_size=2",
-    "training.micro_batch_size=2",
-    "logging.progress=false",
-]
+TINY = [*TINY_RUN, "sft.steps=30", "loop.iterations=2"]  # the fast run, two iterations
 
 
 @pytest.mark.slow
