@@ -132,3 +132,27 @@ def test_a_cache_line_cut_short_is_skipped(tmp_path):
 def test_a_bad_base_url_is_one_line(url):
     with pytest.raises(JudgeError, match="--base-url"):
         parse_base_url(url)
+
+
+def test_eval_chat_with_the_llm_judge_reruns_from_its_cache(server, tmp_path, capsys):
+    from helpers import tiny
+
+    from itero.cli import main
+    from itero.models.tiny import save_tiny
+
+    model, tok = tiny(seed=0)
+    policy = save_tiny(tmp_path / "policy", model, tok)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p, "reference": r}) + "\n" for p, r in zip(PROMPTS, REFERENCE)))
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    args = ["eval-chat", "--policy", str(policy), "--prompts", str(prompts), "--reference-field", "reference"]
+    args += ["--judge", "openai:fake-judge", "--base-url", url, "--max-new-tokens", "4", "--out", str(tmp_path / "out")]
+    assert main(args) == 0, capsys.readouterr().err
+    first = json.loads((tmp_path / "out" / "chat_eval.json").read_text())
+    assert len(server.requests) == 6  # 3 prompts, both orders
+    # the policy writes noise without "good": it loses to the "good" reference, and where neither is good the
+    # fake judge picks B in both orders, a position bias that averages to a tie: (0.5 + 0 + 0.5) / 3
+    assert first["win_rate"] == pytest.approx(1 / 3) and first["judge"] == "openai:fake-judge/pairwise-v1"
+    assert main(args) == 0
+    assert len(server.requests) == 6  # the rerun asked nothing
+    assert json.loads((tmp_path / "out" / "chat_eval.json").read_text()) == first
