@@ -378,7 +378,7 @@ class Config(Section):
                 f"generation.n_samples_per_prompt={n}: algorithm {self.algorithm.name!r} needs at least "
                 f"{needed} samples per prompt"
             )
-        warmup = getattr(self.algorithm, "critic_warmup", 0)
+        warmup = ALGORITHMS[self.algorithm.name].schedule(self.algorithm).actor_frozen_iterations
         if warmup and warmup >= self.loop.iterations:
             raise ValueError(
                 f"algorithm.critic_warmup={warmup} >= loop.iterations={self.loop.iterations}: the actor would "

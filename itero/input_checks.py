@@ -24,10 +24,11 @@ def is_local(name_or_path: str) -> bool:
 
 def check_models(cfg) -> tuple[object, int | None]:
     """Every model folder the run names, readable and consistent; returns the policy's tokenizer and context."""
-    for key in ("value_model_path", "dpo_model_path"):
-        path = getattr(cfg.algorithm, key, None)
-        if path:
-            check_model_path(path)
+    from itero.algorithms import ALGORITHMS
+
+    for source in ALGORITHMS[cfg.algorithm.name].models_needed(cfg.algorithm).values():
+        if source not in ("previous", "initial") and not source.startswith("run:"):  # a folder the user named
+            check_model_path(source)
     if cfg.reward.name == "model":
         check_reward_model(cfg.reward.model_path, "reward.model_path")
     if cfg.model.path is None:  # the tiny model, built with the character tokenizer

@@ -13,10 +13,10 @@ from itero.batch import RolloutBatch
 from itero.tracking import progress
 
 
-def mc_rollout(rt, batch: RolloutBatch, k: int):
+def mc_rollout(rt, batch: RolloutBatch, k: int, K: int):
     """VinePPO's rollout function: K continuations of each state with the policy's sampling settings,
     each within what is left of its response's token budget; (N, K) rewards of prefix + continuation."""
-    K, max_new = rt.cfg.algorithm.num_rollouts, rt.cfg.generation.max_new_tokens
+    max_new = rt.cfg.generation.max_new_tokens
     counted = {"tokens": 0}  # continuation tokens generated, for the tokens axis of a comparison
 
     def rollout(states: list[tuple[int, int]]) -> torch.Tensor:

@@ -89,29 +89,29 @@ class Runtime:
             self._initial.requires_grad_(False).eval()
         return self._initial
 
-    def ensure_critic(self, checkpoint: Path | None) -> Learner:
-        """The critic as saved with ``checkpoint`` (``value_model/``), else freshly initialised from the
-        initial policy (zero head) or the configured reward model."""
+    def ensure_critic(self, checkpoint: Path | None, init: str, lr: float) -> Learner:
+        """The critic as saved with ``checkpoint`` (``value_model/``), else freshly initialised from
+        ``init``: the initial policy (zero head), or a reward model folder."""
         from itero.models.value import ValueModel, forward_values
 
-        a, saved = self.cfg.algorithm, checkpoint / "value_model" if checkpoint is not None else None
-        source = str(saved) if saved is not None and saved.exists() else f"init:{a.value_model}"
+        saved = checkpoint / "value_model" if checkpoint is not None else None
+        source = str(saved) if saved is not None and saved.exists() else f"init:{init}"
         if self.critic is None or self.critic_source != source:
             if saved is not None and saved.exists():
                 model = ValueModel.from_policy(saved)
-            elif a.value_model == "reward_model":
-                model = ValueModel.from_reward_model(a.value_model_path, score_norm=self.critic_score_norm())
+            elif init != "initial":
+                model = ValueModel.from_reward_model(init, score_norm=self.critic_score_norm(init))
             else:
                 initial = self.initial_checkpoint
                 model = ValueModel.from_policy(initial if initial is not None else self.base_path)
             model = model.to(self.device)
             if self.learner.sharded:
                 shard_model(model, self.strategy, self.device)
-            self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=a.value_lr), forward=forward_values)
+            self.critic = Learner(model, dataclasses.replace(self.learner.cfg, lr=lr), forward=forward_values)
             self.critic_source = source
         return self.critic
 
-    def critic_score_norm(self) -> tuple[float, float] | None:
+    def critic_score_norm(self, critic_path: str) -> tuple[float, float] | None:
         """(mean, std) that turn the critic's reward model's scores into this run's rewards: the running
         normaliser's state after the first scored batch (the critic is built at iteration 1), when the
         reward is that same reward model with ``normalize``; None where rewards are its raw scores."""
@@ -119,9 +119,9 @@ class Runtime:
 
         from itero.rewards.reward_model import RunningNorm
 
-        r, a = self.cfg.reward, self.cfg.algorithm
+        r = self.cfg.reward
         state = self.run / "iter_1" / "reward_norm.json"
-        same_model = r.name == "model" and Path(r.model_path).resolve() == Path(a.value_model_path).resolve()
+        same_model = r.name == "model" and Path(r.model_path).resolve() == Path(critic_path).resolve()
         if not (same_model and r.normalize and state.exists()):
             return None
         norm = RunningNorm()

@@ -16,6 +16,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
+from itero.algorithms.base import Context, LossFn, TrainContext, default_schedule, plain_loss
 from itero.batch import RolloutBatch
 from itero.core.preference import (
     NEEDS_REFERENCE,
@@ -118,6 +119,15 @@ class Config(Section):
 
 
 rows_per_unit = 2  # rows 2k, 2k+1 are the chosen and rejected responses of pair k
+schedule = default_schedule  # log-probs at T = 1
+
+
+def models_needed(cfg: Config) -> dict[str, str]:
+    """π_ref when the loss needs it; TDPO also holds its logits during training."""
+    if not cfg.needs_reference:
+        return {}
+    logits = {"reference_logits": cfg.reference} if cfg.needs_reference_logits else {}
+    return {"reference": cfg.reference, **logits}
 
 
 def _char_lengths(batch: RolloutBatch) -> list[int]:
@@ -147,7 +157,9 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
     return batch.select([row for pair in pairs for row in pair]), stats
 
 
-def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> RolloutBatch:
+    if ctx is not None and cfg.needs_reference:
+        batch = batch.replace(ref_logprobs=ctx.logprobs("reference"))
     num_pairs = batch.batch_size // 2
     chosen = (torch.arange(batch.batch_size) % 2 == 0).float()
     seq_weights = chosen / max(num_pairs, 1)
@@ -216,3 +228,17 @@ def loss(
         total = total + cfg.nll_weight * nll
         metrics["nll"] = float(nll.detach())
     return total, metrics
+
+
+def learner_loss(cfg: Config, ctx: TrainContext) -> LossFn:
+    """TDPO's loss gets the policy's logits and pulls the reference's for each micro-batch."""
+    if not cfg.needs_reference_logits:
+        return plain_loss(loss, cfg)
+
+    def with_reference_logits(mb: RolloutBatch, lp: Tensor, logits: Tensor):
+        with torch.no_grad():
+            ref_logits = ctx.logits("reference", mb)
+        return loss(mb, lp, cfg, logits=logits, ref_logits=ref_logits)
+
+    with_reference_logits.needs_logits = True
+    return with_reference_logits

@@ -20,7 +20,15 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, token_loss
+from itero.algorithms.policy_gradient import (
+    LossAgg,
+    PolicyGradientConfig,
+    learner_loss_of,
+    models_needed,
+    schedule,
+    token_loss,
+    with_context,
+)
 from itero.batch import RolloutBatch
 from itero.core.advantages import group_normalized_advantages, in_varied_group, zero_variance_group_fraction
 from itero.core.losses import clipped_pg_loss_from_log_ratio, sequence_log_ratio
@@ -60,6 +68,7 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
     return batch, stats
 
 
+@with_context
 def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     adv = group_normalized_advantages(batch.scores, batch.group_ids, cfg.scale_rewards, cfg.eps_std)
     mask = batch.response_mask
@@ -74,3 +83,7 @@ def loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
     return token_loss(batch, logprobs, cfg, logits, temperature)
+
+
+learner_loss = learner_loss_of(loss)
+__all__ = ["Config", "learner_loss", "loss", "models_needed", "prepare", "rows_per_unit", "schedule", "select"]

@@ -33,3 +33,6 @@ rows_per_unit = grpo.rows_per_unit
 select = grpo.select
 prepare = grpo.prepare
 loss = grpo.loss
+learner_loss = grpo.learner_loss
+models_needed = grpo.models_needed
+schedule = grpo.schedule

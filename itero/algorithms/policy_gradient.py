@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from itero.algorithms.base import Context, LossFn, Schedule, TrainContext, loss_with_logits, plain_loss
 from itero.batch import RolloutBatch
 from itero.core.advantages import scale_negative_advantages, zero_variance_group_fraction
 from itero.core.kl import kl_estimate
@@ -87,6 +88,49 @@ def apply_negative_weight(batch: RolloutBatch, cfg) -> RolloutBatch:
     if weight == 1.0 or batch.advantages is None:
         return batch
     return batch.replace(advantages=scale_negative_advantages(batch.advantages, weight))
+
+
+def models_needed(cfg: PolicyGradientConfig) -> dict[str, str]:
+    """π_old is the policy as the iteration started; π_ref, when the KL needs it, is ``cfg.reference``."""
+    models = {"reference": cfg.reference} if cfg.needs_reference else {}
+    return {**models, "old": "previous"}
+
+
+def schedule(cfg: PolicyGradientConfig) -> Schedule:
+    return Schedule(logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature)
+
+
+def pull_logprobs(batch: RolloutBatch, cfg: PolicyGradientConfig, ctx: Context | None) -> RolloutBatch:
+    """The batch with ``ref_logprobs`` (when the KL needs them) and ``old_logprobs`` from ``ctx``;
+    unchanged without a context (a test that fills them itself). The reference comes first: with
+    the previous iterate as reference, π_old is that same forward."""
+    if ctx is None:
+        return batch
+    if cfg.needs_reference:
+        batch = batch.replace(ref_logprobs=ctx.logprobs("reference"))
+    return batch.replace(old_logprobs=ctx.logprobs("old"))
+
+
+def with_context(prepare):
+    """``prepare(batch, cfg)`` as the contract's ``prepare(batch, cfg, ctx=None)``: with a context, the
+    log-probs are pulled first and the negative advantages scaled after (``negative_weight``)."""
+
+    def prepare_pulled(batch: RolloutBatch, cfg: PolicyGradientConfig, ctx: Context | None = None) -> RolloutBatch:
+        if ctx is None:
+            return prepare(batch, cfg)
+        return apply_negative_weight(prepare(pull_logprobs(batch, cfg, ctx), cfg), cfg)
+
+    prepare_pulled.__doc__ = prepare.__doc__
+    return prepare_pulled
+
+
+def learner_loss_of(loss):
+    """The contract's ``learner_loss`` for a token-level ``loss``: with the logits when the entropy bonus needs them."""
+
+    def learner_loss(cfg: PolicyGradientConfig, ctx: TrainContext) -> LossFn:
+        return loss_with_logits(loss, cfg, ctx.temperature) if cfg.needs_logits else plain_loss(loss, cfg)
+
+    return learner_loss
 
 
 def select_all(

@@ -20,7 +20,17 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, select_all, token_loss
+from itero.algorithms import policy_gradient
+from itero.algorithms.base import Context, Schedule
+from itero.algorithms.policy_gradient import (
+    LossAgg,
+    PolicyGradientConfig,
+    apply_negative_weight,
+    learner_loss_of,
+    pull_logprobs,
+    select_all,
+    token_loss,
+)
 from itero.batch import RolloutBatch
 from itero.core.advantages import gae, outcome_to_token_rewards
 from itero.core.kl import kl_reward
@@ -82,6 +92,26 @@ rows_per_unit = 1
 select = select_all
 
 
+def models_needed(cfg: Config) -> dict[str, str]:
+    """The policy-gradient models, and the critic's start: the initial policy or a reward model folder."""
+    critic = {"critic": "initial" if cfg.value_model == "policy" else cfg.value_model_path} if cfg.needs_critic else {}
+    return {**policy_gradient.models_needed(cfg), **critic}
+
+
+def schedule(cfg: Config) -> Schedule:
+    return Schedule(
+        logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature,
+        actor_frozen_iterations=cfg.critic_warmup,
+        critic_lr=cfg.value_lr if cfg.needs_critic else None,
+    )
+
+
+def pull_inputs(batch: RolloutBatch, cfg: Config, ctx: Context) -> RolloutBatch:
+    """π_ref, π_old and the critic's V_old from the loop's context."""
+    batch = pull_logprobs(batch, cfg, ctx)
+    return batch.replace(values=ctx.values()) if cfg.needs_critic else batch
+
+
 def token_rewards(batch: RolloutBatch, cfg: Config) -> Tensor:
     """r_t (B, R): the clamped outcome at the last response token, minus β·k_t(π_old, π_ref) per token."""
     mask = batch.response_mask
@@ -94,8 +124,12 @@ def token_rewards(batch: RolloutBatch, cfg: Config) -> Tensor:
     return rewards
 
 
-def prepare(batch: RolloutBatch, cfg: Config, rewards: Tensor | None = None) -> RolloutBatch:
+def prepare(
+    batch: RolloutBatch, cfg: Config, ctx: Context | None = None, rewards: Tensor | None = None
+) -> RolloutBatch:
     """GAE over ``rewards`` (default :func:`token_rewards`; RTO passes its own) and the critic's values."""
+    if ctx is not None:
+        return apply_negative_weight(prepare(pull_inputs(batch, cfg, ctx), cfg, rewards=rewards), cfg)
     mask = batch.response_mask
     rewards = token_rewards(batch, cfg) if rewards is None else rewards
     values = batch.values if cfg.needs_critic else rewards.new_zeros(rewards.shape)
@@ -119,6 +153,9 @@ def loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
     return token_loss(batch, logprobs, cfg, logits, temperature)
+
+
+learner_loss = learner_loss_of(loss)
 
 
 def value_loss(batch: RolloutBatch, values: Tensor, cfg: Config) -> tuple[Tensor, dict[str, float]]:

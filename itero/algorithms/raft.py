@@ -13,6 +13,7 @@ import torch
 from pydantic import Field
 
 from itero.algorithms import sft
+from itero.algorithms.base import Context, LossFn, Schedule, TrainContext, no_models, plain_loss
 from itero.batch import RolloutBatch
 from itero.schema import Section
 
@@ -30,6 +31,15 @@ class Config(Section):
 
 rows_per_unit = 1
 loss = sft.loss
+models_needed = no_models
+
+
+def schedule(cfg: Config) -> Schedule:
+    return Schedule(restart_from_base=cfg.restart_from_base)
+
+
+def learner_loss(cfg: Config, ctx: TrainContext) -> LossFn:
+    return plain_loss(loss, cfg)
 
 
 def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None) -> tuple[RolloutBatch, dict]:
@@ -58,5 +68,5 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
     return batch.select(keep), stats
 
 
-def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> RolloutBatch:
     return sft.prepare(batch)

@@ -16,7 +16,16 @@ from typing import Literal
 from pydantic import Field
 from torch import Tensor
 
-from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, select_all, token_loss
+from itero.algorithms.policy_gradient import (
+    LossAgg,
+    PolicyGradientConfig,
+    learner_loss_of,
+    models_needed,
+    schedule,
+    select_all,
+    token_loss,
+    with_context,
+)
 from itero.batch import RolloutBatch
 from itero.core.advantages import reinforce_pp_advantages
 from itero.core.masked import aggregation_weights
@@ -32,6 +41,7 @@ rows_per_unit = 1
 select = select_all  # every row: after whitening even a unanimous group has a non-zero advantage
 
 
+@with_context
 def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     mask = batch.response_mask
     return batch.replace(
@@ -45,3 +55,7 @@ def loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
     return token_loss(batch, logprobs, cfg, logits, temperature)
+
+
+learner_loss = learner_loss_of(loss)
+__all__ = ["Config", "learner_loss", "loss", "models_needed", "prepare", "rows_per_unit", "schedule", "select"]

@@ -16,7 +16,16 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from itero.algorithms.policy_gradient import PolicyGradientConfig, kl_metrics, ratio_metrics, select_all
+from itero.algorithms.policy_gradient import (
+    PolicyGradientConfig,
+    kl_metrics,
+    learner_loss_of,
+    models_needed,
+    ratio_metrics,
+    schedule,
+    select_all,
+    with_context,
+)
 from itero.batch import RolloutBatch
 from itero.core.advantages import leave_one_out_advantages, outcome_to_token_rewards
 from itero.core.kl import kl_reward
@@ -39,6 +48,7 @@ rows_per_unit = 1
 select = select_all
 
 
+@with_context
 def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
     mask = batch.response_mask
     rewards = outcome_to_token_rewards(batch.scores, mask)  # (B, R): the score at the last token
@@ -64,3 +74,7 @@ def loss(batch: RolloutBatch, logprobs: Tensor, cfg: Config) -> tuple[Tensor, di
     metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask.sum(-1, keepdim=True) > 0)
     metrics.update(kl_metrics(batch, logprobs))
     return (batch.seq_weights * per_seq.squeeze(-1)).sum(), metrics
+
+
+learner_loss = learner_loss_of(loss)
+__all__ = ["Config", "learner_loss", "loss", "models_needed", "prepare", "rows_per_unit", "schedule", "select"]

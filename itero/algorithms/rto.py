@@ -14,12 +14,15 @@ the policy.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
-from itero.algorithms import ppo
+from itero.algorithms import dpo, ppo
+from itero.algorithms.base import Context, PreRun, Schedule
+from itero.algorithms.policy_gradient import apply_negative_weight
 from itero.batch import RolloutBatch
 from itero.core.preference import PREFERENCE_LOSSES
 
@@ -27,6 +30,7 @@ rows_per_unit = 1
 select = ppo.select
 loss = ppo.loss
 value_loss = ppo.value_loss
+learner_loss = ppo.learner_loss
 
 
 class Config(ppo.Config):
@@ -83,7 +87,26 @@ def dpo_token_rewards(dpo_logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, 
     return r * mask.to(r.dtype)
 
 
-def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
+def models_needed(cfg: Config) -> dict[str, str]:
+    """PPO's models, π_ref = the initial policy, and the DPO model: the folder given, or the one the
+    pre-run of ``schedule`` writes in this run."""
+    dpo_model = cfg.dpo_model_path or f"run:dpo_model/iter_{cfg.dpo_iterations}/checkpoint"
+    return {**ppo.models_needed(cfg), "reference": "initial", "dpo_model": dpo_model}
+
+
+def schedule(cfg: Config) -> Schedule:
+    """PPO's, after an iterative-DPO run in ``<run>/dpo_model/`` when the DPO model is trained in the run."""
+    pre_runs = ()
+    if cfg.dpo_iterations:
+        algorithm = dpo.Config(loss=cfg.dpo_loss, beta=cfg.dpo_beta, nll_weight=cfg.dpo_nll_weight)
+        pre_runs = (PreRun("dpo_model", algorithm, cfg.dpo_iterations, cfg.dpo_lr),)
+    return dataclasses.replace(ppo.schedule(cfg), pre_runs=pre_runs)
+
+
+def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> RolloutBatch:
+    if ctx is not None:
+        batch = ppo.pull_inputs(batch, cfg, ctx).replace(dpo_logprobs=ctx.logprobs("dpo_model"))
+        return apply_negative_weight(prepare(batch, cfg), cfg)
     dpo = dpo_token_rewards(
         batch.dpo_logprobs, batch.ref_logprobs, batch.response_mask, cfg.dpo_reward_scale, cfg.dpo_reward_clip
     )

@@ -25,7 +25,18 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from itero.algorithms.policy_gradient import LossAgg, PolicyGradientConfig, select_all, token_loss
+from itero.algorithms.base import Context
+from itero.algorithms.policy_gradient import (
+    LossAgg,
+    PolicyGradientConfig,
+    apply_negative_weight,
+    learner_loss_of,
+    pull_logprobs,
+    schedule,
+    select_all,
+    token_loss,
+)
+from itero.algorithms.policy_gradient import models_needed as pg_models_needed
 from itero.batch import RolloutBatch
 from itero.core.advantages import broadcast_step_advantages, step_advantages_from_mc_values
 from itero.core.masked import aggregation_weights, masked_whiten
@@ -51,6 +62,12 @@ class Config(PolicyGradientConfig):
 
 rows_per_unit = 1
 select = select_all
+
+
+def models_needed(cfg: Config) -> dict[str, str]:
+    """The policy-gradient models; the Monte-Carlo continuations sample the policy as the iteration started."""
+    return {**pg_models_needed(cfg), "rollout": "previous"}
+
 
 # rollout(states) -> (N, K) rewards; a state is (row, prefix_len): the row's prompt + its first prefix_len response tokens
 Rollout = Callable[[list[tuple[int, int]]], Tensor]
@@ -123,8 +140,16 @@ def estimate_advantages(batch: RolloutBatch, cfg: Config, tokenizer, rollout: Ro
     return batch.replace(advantages=advantages), stats
 
 
-def prepare(batch: RolloutBatch, cfg: Config) -> RolloutBatch:
-    """Whitening and aggregation weights over the MC advantages the loop attached."""
+def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> RolloutBatch:
+    """Whitening and aggregation weights over the MC advantages (estimated here with a context; a
+    batch without one carries them)."""
+    if ctx is not None:
+        batch = pull_logprobs(batch, cfg, ctx)
+        batch, stats = estimate_advantages(
+            batch, cfg, ctx.tokenizer, lambda states: ctx.rollout(states, cfg.num_rollouts)
+        )
+        ctx.stats.update(stats)
+        return apply_negative_weight(prepare(batch, cfg), cfg)
     mask = batch.response_mask
     advantages = masked_whiten(batch.advantages, mask) if cfg.whiten_advantages else batch.advantages
     return batch.replace(
@@ -138,3 +163,7 @@ def loss(
 ) -> tuple[Tensor, dict[str, float]]:
     """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
     return token_loss(batch, logprobs, cfg, logits, temperature)
+
+
+learner_loss = learner_loss_of(loss)
+__all__ = ["Config", "learner_loss", "loss", "models_needed", "prepare", "rows_per_unit", "schedule", "select"]

@@ -213,9 +213,12 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
     name, a, g = cfg.model.path or "tiny model", cfg.algorithm, cfg.generation
     roles = [ModelRole("policy", name, policy, trained=True, kv_cache=True)]
     initial_samples = g.sampler in ("ref", "gshf", "mixp")
-    reference = getattr(a, "needs_reference", False)
-    initial = (reference and a.reference == "initial") or initial_samples
-    if initial or getattr(a, "needs_reference_logits", False):  # TDPO keeps the previous iterate's logits
+    from itero.algorithms import ALGORITHMS
+
+    models = ALGORITHMS[a.name].models_needed(a)
+    reference = "reference" in models
+    initial = models.get("reference") == "initial" or initial_samples
+    if initial or "reference_logits" in models:  # TDPO keeps the previous iterate's logits
         which = "initial" if initial else "previous iterate"
         roles.append(ModelRole("reference", f"{name} ({which})", policy, kv_cache=g.sampler == "mixp"))
     elif reference:
@@ -224,12 +227,17 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
         )
     if cfg.reward.name == "model":
         _add_frozen(roles, notes, "reward model", cfg.reward.model_path, scorer=True)
-    if getattr(a, "dpo_model_path", None):
-        _add_frozen(roles, notes, "DPO model", a.dpo_model_path, scorer=False)
-    elif getattr(a, "dpo_iterations", 0):  # trained first in the run: a frozen copy of the policy
-        roles.append(ModelRole("DPO model", f"{name} (after {a.dpo_iterations} DPO iterations)", policy))
-    if getattr(a, "needs_critic", False):
-        source = a.value_model_path if a.value_model == "reward_model" else None
+    dpo_model = models.get("dpo_model")
+    if dpo_model and dpo_model.startswith("run:"):  # trained first in the run: a frozen copy of the policy
+        roles.append(
+            ModelRole(
+                "DPO model", f"{name} (after {dpo_model.split('/')[1].removeprefix('iter_')} DPO iterations)", policy
+            )
+        )
+    elif dpo_model:
+        _add_frozen(roles, notes, "DPO model", dpo_model, scorer=False)
+    if "critic" in models:
+        source = models["critic"] if models["critic"] != "initial" else None
         shape = policy.as_scorer() if source is None else resolve_shape(source)[0]
         if shape is None:
             notes.append(f"value model {source!r}: unknown shape, not counted")

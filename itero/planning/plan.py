@@ -131,9 +131,12 @@ def format_plan(plan: StagePlan, cfg) -> str:
             "optimizer steps" + (" (with the sft warm-up)" if plan.sft_steps else ""), plan.total_steps + plan.sft_steps
         ),
     ]
-    if getattr(cfg.algorithm, "needs_mc_values", False):
+    from itero.algorithms import ALGORITHMS
+
+    algo = ALGORITHMS[cfg.algorithm.name]
+    if "rollout" in algo.models_needed(cfg.algorithm):
         lines.append("  note: VinePPO adds K Monte-Carlo continuations per reasoning step, not counted above")
-    warmup = getattr(cfg.algorithm, "critic_warmup", 0)
+    warmup = algo.schedule(cfg.algorithm).actor_frozen_iterations
     if warmup:
         lines.append(
             f"  note: iterations 1-{warmup} train the critic only (algorithm.critic_warmup): the policy takes "

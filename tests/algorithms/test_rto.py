@@ -78,7 +78,11 @@ def test_needs_reference_even_without_kl():
 
 
 def test_the_in_run_dpo_model_takes_the_dpo_keys():
-    from itero.loop import dpo_model_config
+    from itero.loop import pre_run_config
+
+    def dpo_model_config(cfg):
+        (pre,) = rto.schedule(cfg.algorithm).pre_runs
+        return pre_run_config(cfg, pre)
 
     cfg = load_config(
         None,

@@ -43,7 +43,7 @@ def test_rollout_asks_the_engine_for_each_states_remaining_budget():
     batch = text_batch(tok, ["1+2=", "30+4="], ["1+2=3 \\boxed{3}", "30+4=34 \\boxed{34}"]).replace(answers=["3", "34"])
     rt = runtime(ContinuingGenerator, model, tok)
     ContinuingGenerator.calls.clear()
-    rewards = mc_rollout(rt, batch, k=1)([(0, 0), (0, 4), (1, 6)])
+    rewards = mc_rollout(rt, batch, k=1, K=rt.cfg.algorithm.num_rollouts)([(0, 0), (0, 4), (1, 6)])
     assert rewards.shape == (3, 3)  # one row per state, K = 3 continuations
     ((prefixes, lengths),) = ContinuingGenerator.calls
     prompts = [tok.encode(p, add_special_tokens=False) for p in ("1+2=", "1+2=", "30+4=")]
@@ -62,6 +62,6 @@ def test_hf_rollout_cuts_continuations_to_the_budget():
     rt.reward = SimpleNamespace(
         grade=lambda texts, answers, prompts: (graded.extend(texts) or [0.0] * len(texts), None)
     )
-    mc_rollout(rt, batch, k=1)([(0, 10)])
+    mc_rollout(rt, batch, k=1, K=rt.cfg.algorithm.num_rollouts)([(0, 10)])
     prefix = tok.decode(batch.response_ids[0, :10].tolist())
     assert graded[0].startswith(prefix) and len(tok.encode(graded[0], add_special_tokens=False)) <= 12

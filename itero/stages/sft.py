@@ -1,0 +1,72 @@
+"""The SFT warm-up on the task's worked solutions, before RL; and the divergence message every
+training stage shares."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+
+from itero.algorithms import sft
+from itero.errors import DivergenceError
+from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
+from itero.runtime import Runtime
+from itero.stages.train import save_checkpoint
+from itero.tracking import progress
+from itero.tracking.metrics import write_metrics
+from itero.tracking.rundir import atomic_write_json, pending, record_stage
+from itero.tracking.trackers import sync_trackers
+
+
+def warm_up(rt: Runtime) -> Path | None:
+    """SFT on the task's worked solutions; returns the checkpoint RL starts from (None = base model)."""
+    cfg, d = rt.cfg.sft, rt.run / "sft"
+    if cfg.enabled and pending(d / "checkpoint"):
+        examples = [p for p in rt.task.train if p.solution][: cfg.num_examples]  # preflight: not empty
+        prompts = [rt.encode(rt.task.render(p)) for p in examples]
+        responses = [rt.encode(p.solution) + [rt.tokenizer.eos_token_id] for p in examples]
+        rng = random.Random(rt.cfg.loop.seed)
+        rt.learner.start_phase(cfg.steps, reset=True, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio)
+        losses = []
+        with (
+            stopped_on_divergence(rt.cfg, "SFT warm-up", None),
+            progress.stage("[sft] warm-up", cfg.steps, rt.cfg.logging.progress) as advance,
+        ):
+            for _ in range(cfg.steps):
+                idx = [rng.randrange(len(examples)) for _ in range(cfg.batch_size)]
+                mb = sft.prepare(
+                    sft.make_batch([prompts[i] for i in idx], [responses[i] for i in idx], rt.tokenizer.pad_token_id)
+                )
+                units = list(range(cfg.batch_size))
+                losses.append(
+                    rt.learner.step(mb, units, cfg.batch_size, sft.loss, micro_batch_size=cfg.micro_batch_size)["loss"]
+                )
+                advance(1)
+        atomic_write_json(
+            d / "train.json",
+            {"loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]), "steps": cfg.steps},
+        )
+        save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
+        record_stage(d, "sft", rt.config_sha)
+        rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
+    rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
+    evaluate(rt, d, rt.initial_checkpoint)
+    if rt.cfg.eval.benchmarks:
+        evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
+    write_metrics(rt.run)
+    sync_trackers(rt.run, rt.cfg.logging, through=0)
+    return rt.initial_checkpoint
+
+
+@contextlib.contextmanager
+def stopped_on_divergence(cfg, where: str, last_good: Path | None):
+    """A DivergenceError from training, said with where it happened, what survives and what to change."""
+    try:
+        yield
+    except DivergenceError as err:
+        resume = last_good if last_good is not None else "the start of the run"
+        raise DivergenceError(
+            f"{where}: training diverged: {err}. Nothing of that stage was saved; the run resumes from "
+            f"{resume}. Likely causes: the learning rate (training.lr={cfg.training.lr}, sft.lr={cfg.sft.lr}) "
+            f"or the reward scale (reward.*); lower it and rerun the same command with --force"
+        ) from None

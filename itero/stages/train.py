@@ -1,0 +1,69 @@
+"""The train stage: the algorithm's loss through the learner, then its critic when it has one, and
+the checkpoint that marks the iteration trained. The learner never sees the algorithm's config; the
+algorithm's ``schedule`` says what differs (a frozen actor, a restart from the initial policy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from itero.runtime import Runtime
+from itero.stages.context import LearnerContext, critic_for
+from itero.stages.prepare import logprob_temperature
+from itero.tracking import progress
+from itero.tracking.rundir import atomic_dir, atomic_write_json, atomic_write_jsonl, load_stage
+
+
+def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
+    batch = load_stage(d / "prepared.pt")
+    algo, cfg, t = rt.algo, rt.cfg.algorithm, rt.cfg.training
+    plan, models = algo.schedule(cfg), algo.models_needed(cfg)
+    rt.ensure_policy(rt.initial_checkpoint if plan.restart_from_base else start)
+    units = batch.batch_size // algo.rows_per_unit
+    steps = rt.learner.num_steps(units, t.epochs)
+    metrics: dict = {"steps": steps}
+    per_step: list[dict] = []
+    if units:
+        reset = t.reset_optimizer_each_iteration or plan.restart_from_base
+        temperature = logprob_temperature(rt)
+        fit_args = dict(rows_per_unit=algo.rows_per_unit, epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k)
+        fit_args["temperature"] = temperature
+        # one optimizer kept across iterations gets one schedule over the whole run (this iteration's
+        # step count × iterations), or its cosine would reach 0 at the end of iteration 1
+        horizon = steps if reset else steps * rt.cfg.loop.iterations
+        warmup = plan.actor_frozen_iterations
+        if k <= warmup:  # the policy stays as it is; the checkpoint below saves it unchanged
+            metrics["actor_frozen"] = 1.0
+        else:
+            actor_horizon = steps if reset else steps * (rt.cfg.loop.iterations - warmup)
+            rt.learner.start_phase(actor_horizon, reset=reset)
+            if not reset and start is not None and (start / "trainer_state.pt").exists():
+                rt.learner.load_state(start, actor_horizon)
+            loss = algo.learner_loss(cfg, LearnerContext(rt, start, models, temperature))
+            with progress.stage(f"[iter {k}] train", steps, rt.cfg.logging.progress) as advance:
+                metrics.update(
+                    rt.learner.fit(batch, loss, **fit_args, on_step=lambda i, m: (per_step.append(m), advance(1)))
+                )
+        if plan.critic_lr is not None:
+            critic = critic_for(rt, start, models)
+            critic.start_phase(horizon, reset=reset)
+            with progress.stage(f"[iter {k}] train value model", steps, rt.cfg.logging.progress) as advance:
+                value_metrics = critic.fit(
+                    batch, lambda mb, v: algo.value_loss(mb, v, cfg), **fit_args, on_step=lambda i, m: advance(1)
+                )
+            metrics.update(
+                {f"value_{key}" if not key.startswith("value") else key: v for key, v in value_metrics.items()}
+            )
+    atomic_write_json(d / "train.json", metrics)
+    atomic_write_jsonl(d / "train_steps.jsonl", per_step)  # every optimizer step's diagnostics
+    save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
+
+
+def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
+    with atomic_dir(path) as tmp:
+        rt.learner.save(tmp, with_optimizer=with_optimizer)
+        rt.tokenizer.save_pretrained(tmp)
+        if rt.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
+            rt.critic.save(tmp / "value_model", with_optimizer=with_optimizer)
+    rt.policy_source = path
+    if (path / "value_model").exists():
+        rt.critic_source = str(path / "value_model")
