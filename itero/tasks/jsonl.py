@@ -36,6 +36,17 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"{path}: file does not exist")
+    if not path.is_file():
+        raise DataFileError(f"{path}: is a folder, not a JSON Lines file")
+    try:
+        return _rows(path, required)
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path}: not UTF-8 text (byte {err.start} of a line): is it a JSON Lines file?") from None
+    except OSError as err:
+        raise DataFileError(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def _rows(path: Path, required: tuple[str, ...]) -> list[dict]:
     rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(_lines(f, path), 1):

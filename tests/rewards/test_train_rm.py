@@ -141,3 +141,12 @@ def test_base_causal_lm_folder_gets_a_one_label_head(tmp_path, capsys):
     assert config["architectures"] == ["Qwen2ForSequenceClassification"] and config["pad_token_id"] == tok.pad_token_id
     rm = RewardModel.from_pretrained(tmp_path / "rm")
     assert rm.raw_scores(["1+1="], ["2"]).shape == (1,)
+
+
+def test_a_diverging_reward_model_stops_before_anything_is_saved(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "prefs.jsonl", sum_pairs(40))
+    out = tmp_path / "rm"
+    assert main(["train-rm", str(data), "--base", "tiny", "--out", str(out), "--lr", "1e10", "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: train-rm diverged: non-finite") and "lower --lr (now 10000000000.0)" in err
+    assert not out.exists()  # no all-NaN reward model on disk
