@@ -386,7 +386,7 @@ class Config(Section):
                     f"eval.fresh_problems={self.eval.fresh_problems}: fresh problems exist only for the arithmetic "
                     f"task (task.name={self.task.name!r}); use eval.num_problems / task.jsonl.num_test instead"
                 )
-            from itero.evaluation.retest import fresh_problems
+            from itero.tasks import fresh_problems
 
             fresh_problems(
                 self.task, self.eval.fresh_problems

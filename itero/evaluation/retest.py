@@ -15,8 +15,7 @@ from math import comb, sqrt
 from pathlib import Path
 
 from itero.evaluation.task_eval import greedy_verdicts
-from itero.tasks import Problem, build_task
-from itero.tasks.arithmetic import make_splits
+from itero.tasks import build_task, fresh_problems
 from itero.tracking.rundir import atomic_write_json
 
 
@@ -51,34 +50,6 @@ def paired_difference(start: Sequence[bool], after: Sequence[bool]) -> dict:
         "lost": lost,
         "p_value": mcnemar_p(gained, lost),
     }
-
-
-def fresh_problems(task_cfg, n: int) -> list[Problem]:
-    """``n`` arithmetic problems after the run's training problems in its generator's sequence: none is
-    a training or a test problem (the splits are deduplicated by text)."""
-    if task_cfg.name != "arithmetic":
-        raise ValueError(
-            f"fresh problems exist only for the arithmetic task (this run's task is {task_cfg.name!r}); "
-            "use --fresh 0 to retest on the run's test split"
-        )
-    a = task_cfg.arithmetic
-    try:
-        train, _ = make_splits(
-            a.num_train + n,
-            a.num_test,
-            digits=a.digits,
-            num_ops=a.num_ops,
-            ops=a.ops,
-            small_multiplier=a.small_multiplier,
-            fixed_ops=a.fixed_ops,
-            seed=a.seed,
-        )
-    except ValueError as err:
-        raise ValueError(
-            f"{n} fresh problems: {err}; the run's splits take {a.num_train + a.num_test} of them, "
-            "so ask for fewer (itero retest --fresh, eval.fresh_problems)"
-        ) from None
-    return train[a.num_train :]
 
 
 def checkpoints(run: Path, sft_enabled: bool, iterations: Sequence[int] | None = None) -> list[tuple[str, Path | None]]:

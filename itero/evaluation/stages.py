@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from itero import distributed
-from itero.evaluation.retest import fresh_problems
 from itero.evaluation.task_eval import evaluate_task, greedy_verdicts
 from itero.runtime import Runtime
+from itero.tasks import fresh_problems
 from itero.tracking import progress
 from itero.tracking.rundir import atomic_write_json
 

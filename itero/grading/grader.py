@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from .choice import parse_choice
-from .equivalence import Comparer, analyse, structure_asts
+from .equivalence import Comparer, analyse, structure_asts, symbolic_compare, symbolic_compare_any  # noqa: F401 (the worker's entry points, re-exported)
 from .extract import extract
 from .readings import readings, unwrap_gold
 from .screen import guard_problem
@@ -88,25 +88,6 @@ def _judge_choice(pred_normalized: str, pred: str, gold_choice):
         decided = _judge_reading(pred, option)
         return decided if isinstance(decided, _Undecided) else (decided[0], "choice:" + decided[1])
     return False, "choice"
-
-
-def symbolic_compare(pred: tuple, gold: tuple) -> tuple[bool, str]:
-    """Runs inside the worker: the full comparison with sympy allowed."""
-    comparer = Comparer(symbolic=True)
-    result = bool(comparer.answers(pred, gold))
-    return result, comparer.method(result, gold[0])
-
-
-def symbolic_compare_any(pairs: tuple) -> tuple[bool, str]:
-    """Runs inside the worker: true as soon as one (pred, gold) reading pair is equal."""
-    outcome = (False, "shape")
-    for index, (pred, gold) in enumerate(pairs):
-        result = symbolic_compare(pred, gold)
-        if result[0]:
-            return result
-        if index == 0:
-            outcome = result
-    return outcome
 
 
 def _resolve(undecided: _Undecided, timeout: float, pool: WorkerPool):

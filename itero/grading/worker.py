@@ -214,7 +214,7 @@ def serve() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     except (ImportError, ValueError, OSError):
         pass
-    from .grader import symbolic_compare, symbolic_compare_any
+    from .equivalence import symbolic_compare, symbolic_compare_any
 
     symbolic_compare(("expr", ("s", "x")), ("expr", ("s", "x")))  # load sympy before saying ready
     _write_frame(replies, ("ready",))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from itero.errors import IteroError
 from itero.tasks.arithmetic import Problem, make_splits
-from itero.tasks.jsonl import read_problems
+from itero.tasks.hub import read_problems
 
 
 class ChatTemplateError(IteroError, ValueError):
@@ -68,17 +68,7 @@ class Task:
 def build_task(cfg) -> Task:
     """``cfg`` is the ``task`` config section."""
     if cfg.name == "arithmetic":
-        a = cfg.arithmetic
-        train, test = make_splits(
-            a.num_train,
-            a.num_test,
-            digits=a.digits,
-            num_ops=a.num_ops,
-            ops=a.ops,
-            small_multiplier=a.small_multiplier,
-            fixed_ops=a.fixed_ops,
-            seed=a.seed,
-        )
+        train, test = arithmetic_splits(cfg.arithmetic, cfg.arithmetic.num_train)
         return Task(train=train, test=test)
     if cfg.name == "dataset":
         from itero.tasks.dataset import read_splits
@@ -96,3 +86,37 @@ def build_task(cfg) -> Task:
 
 
 __all__ = ["Problem", "Task", "build_task"]
+
+
+def arithmetic_splits(a, num_train: int) -> tuple[list[Problem], list[Problem]]:
+    """(train, test) of the arithmetic section ``a`` with ``num_train`` training problems: the same
+    seeded sequence whatever ``num_train``, so more training problems extend the split."""
+    return make_splits(
+        num_train,
+        a.num_test,
+        digits=a.digits,
+        num_ops=a.num_ops,
+        ops=a.ops,
+        small_multiplier=a.small_multiplier,
+        fixed_ops=a.fixed_ops,
+        seed=a.seed,
+    )
+
+
+def fresh_problems(task_cfg, n: int) -> list[Problem]:
+    """``n`` arithmetic problems after the run's training problems in its generator's sequence: none is
+    a training or a test problem (the splits are deduplicated by text)."""
+    if task_cfg.name != "arithmetic":
+        raise ValueError(
+            f"fresh problems exist only for the arithmetic task (this run's task is {task_cfg.name!r}); "
+            "use --fresh 0 to retest on the run's test split"
+        )
+    a = task_cfg.arithmetic
+    try:
+        train, _ = arithmetic_splits(a, a.num_train + n)
+    except ValueError as err:
+        raise ValueError(
+            f"{n} fresh problems: {err}; the run's splits take {a.num_train + a.num_test} of them, "
+            "so ask for fewer (itero retest --fresh, eval.fresh_problems)"
+        ) from None
+    return train[a.num_train :]

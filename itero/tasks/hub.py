@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from itero.data import DATA_DIR_ENV, HubSource, data_dir_override, source_for, with_uniform_fields
+from itero.tasks.arithmetic import Problem
 from itero.tasks.jsonl import DataFileError, read_jsonl
 
 HUB_PREFIX = "hf:"
@@ -127,3 +128,25 @@ def _read_local_copy(path: Path, spec: str, required: tuple[str, ...]) -> list[d
             f"(unset {DATA_DIR_ENV} to use the hub)"
         )
     return read_jsonl(path, required=required)
+
+
+def read_problems(
+    path: str | Path,
+    prompt_field: str = "problem",
+    answer_field: str = "gold_answer",
+    solution_field: str | None = None,
+) -> list[Problem]:
+    """Problems from a JSONL file, or from ``hf:NAME[#CONFIG][@SPLIT]`` (split ``train`` unless given)."""
+    required = (prompt_field, answer_field)
+    if str(path).startswith("hf:"):
+        rows = read_hub(str(path), required, default_split="train")
+    else:
+        rows = read_jsonl(path, required=required)
+    return [
+        Problem(
+            prompt=str(r[prompt_field]),
+            answer=str(r[answer_field]),
+            solution=str(r.get(solution_field) or "") if solution_field else "",
+        )
+        for r in rows
+    ]

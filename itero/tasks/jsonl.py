@@ -1,4 +1,4 @@
-"""Problems from JSON Lines files or hub datasets (prompt sets, benchmarks), with errors that name file, line and field."""
+"""JSON Lines rows (prompt sets, benchmarks, responses), with errors that name file, line and field."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from itero.errors import IteroError
-from itero.tasks.arithmetic import Problem
 
 
 class DataFileError(IteroError, ValueError):
@@ -63,27 +62,3 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[dict]:
                     raise DataFileError(f"{path}:{lineno}: missing field {name!r} (fields present: {', '.join(row)})")
             rows.append(row)
     return rows
-
-
-def read_problems(
-    path: str | Path,
-    prompt_field: str = "problem",
-    answer_field: str = "gold_answer",
-    solution_field: str | None = None,
-) -> list[Problem]:
-    """Problems from a JSONL file, or from ``hf:NAME[#CONFIG][@SPLIT]`` (split ``train`` unless given)."""
-    required = (prompt_field, answer_field)
-    if str(path).startswith("hf:"):
-        from itero.tasks.hub import read_hub  # imported here: the hub module needs this one's DataFileError
-
-        rows = read_hub(str(path), required, default_split="train")
-    else:
-        rows = read_jsonl(path, required=required)
-    return [
-        Problem(
-            prompt=str(r[prompt_field]),
-            answer=str(r[answer_field]),
-            solution=str(r.get(solution_field) or "") if solution_field else "",
-        )
-        for r in rows
-    ]

@@ -19,7 +19,8 @@ datasets = pytest.importorskip("datasets")
 from itero import data  # noqa: E402
 from itero.cli import main  # noqa: E402
 from itero.evaluation.benchmarks import BUILTIN, load_benchmark  # noqa: E402
-from itero.tasks.jsonl import DataFileError, read_problems  # noqa: E402
+from itero.tasks.hub import read_problems  # noqa: E402
+from itero.tasks.jsonl import DataFileError  # noqa: E402
 
 SHARED = data.data_dir_override()  # the suite's local copies (conftest sets ITERO_DATA_DIR)
 needs_shared = pytest.mark.skipif(SHARED is None or not SHARED.is_dir(), reason="no local data folder")
