@@ -119,6 +119,15 @@ class Config(Section):
 
 
 rows_per_unit = 2  # rows 2k, 2k+1 are the chosen and rejected responses of pair k
+
+
+def max_units(cfg: Config, prompts: int, n: int) -> tuple[int, str]:
+    """At most this many training units an iteration (the dry run's plan): one pair per prompt, or
+    accepted × rejected capped with ``all_pairs``; a prompt whose rewards all tie gives none."""
+    per_prompt = min(cfg.max_pairs_per_prompt, (n // 2) * (n - n // 2)) if cfg.pairing == "all_pairs" else 1
+    return prompts * per_prompt, "pairs"
+
+
 schedule = default_schedule  # log-probs at T = 1
 
 

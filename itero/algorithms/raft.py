@@ -70,3 +70,9 @@ def select(batch: RolloutBatch, cfg: Config, rng: torch.Generator | None = None)
 
 def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> RolloutBatch:
     return sft.prepare(batch)
+
+
+def max_units(cfg: Config, prompts: int, n: int) -> tuple[int, str]:
+    """At most this many training units an iteration (the dry run's plan): the samples that reach the
+    threshold, at most ``max_per_prompt`` a prompt."""
+    return prompts * min(n, cfg.max_per_prompt), "kept samples"

@@ -60,13 +60,9 @@ def training_units(cfg, prompts: int) -> tuple[int, str]:
     from itero.algorithms import ALGORITHMS
 
     a, n = cfg.algorithm, cfg.generation.n_samples_per_prompt
-    if ALGORITHMS[a.name].rows_per_unit == 2:
-        per_prompt = 1
-        if getattr(a, "pairing", None) == "all_pairs":  # accepted × rejected, capped
-            per_prompt = min(a.max_pairs_per_prompt, (n // 2) * (n - n // 2))
-        return prompts * per_prompt, "pairs"  # a prompt whose rewards all tie gives none
-    if a.name == "raft":
-        return prompts * min(n, a.max_per_prompt), "kept samples"  # only those scoring >= threshold
+    module = ALGORITHMS[a.name]
+    if hasattr(module, "max_units"):  # an algorithm that selects (pairs, kept samples) says how many at most
+        return module.max_units(a, prompts, n)
     return prompts * n, "samples"
 
 
