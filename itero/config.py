@@ -15,7 +15,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from itero.algorithms import ALGORITHMS
 from itero.config_loading import apply_override, explain, read_yaml
+from itero.reward_config import RewardConfig, RewardFunctionConfig  # noqa: F401
 from itero.schema import ConfigError, Section
+from itero.task_config import ArithmeticConfig, DatasetTaskConfig, JsonlTaskConfig, TaskConfig  # noqa: F401
 
 __all__ = ["Config", "ConfigError", "load_config", "dump_config"]
 
@@ -43,79 +45,6 @@ class ModelConfig(Section):
     path: str | None = None  # hub name or local folder; None builds the tiny model into the run directory
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["float32", "bfloat16"] = "float32"
-
-
-class ArithmeticConfig(Section):
-    digits: int = Field(2, ge=1, le=6)
-    num_ops: int = Field(2, ge=1, le=6)
-    ops: str = "+*"
-    fixed_ops: bool = True  # True: the i-th operator is ops[i] (ops="+*" gives a+b*c)
-    small_multiplier: bool = True  # right operand of * has one digit
-    num_train: int = Field(20000, gt=0)
-    num_test: int = Field(200, gt=0)
-    seed: int = 0
-
-
-class JsonlTaskConfig(Section):
-    train_path: str | None = None  # JSONL prompt set (e.g. data/gsm8k/train.jsonl) or an hf: dataset spec
-    test_path: str | None = None  # None: hold out the first num_test rows of train_path
-    num_test: int = Field(200, ge=1)
-    prompt_field: str = "problem"
-    answer_field: str = "gold_answer"
-    solution_field: str | None = None  # worked solutions for the SFT warm-up, if the file has them
-    template: str = "{prompt}"
-
-    _template_has_prompt = field_validator("template")(lambda cls, v: prompt_template(v))
-
-
-def prompt_template(template: str) -> str:
-    """A task's prompt template must place the problem: without ``{prompt}`` every problem reads the same.
-    Other braces are text (``\\boxed{}`` in an instruction), as the task substitutes ``{prompt}`` alone."""
-    if "{prompt}" not in template:
-        raise ValueError(f"a template places the problem with {{prompt}}, got {template!r}")
-    return template
-
-
-class DatasetTaskConfig(Section):
-    """A Hugging Face ``datasets`` dataset with a field mapping (itero/tasks/dataset.py, docs/extending.md)."""
-
-    path: str | None = None  # hub id, or a save_to_disk folder, a folder of data files, a parquet / JSONL / CSV file
-    config: str | None = None  # the hub dataset's config (subset)
-    split: str = "train"
-    test_split: str | None = None  # None: hold out the first num_test rows of split
-    num_test: int = Field(200, ge=1)
-    prompt_field: str = "problem"
-    answer_field: str | None = "gold_answer"  # None: no gold answers (rewards from functions / a reward model)
-    solution_field: str | None = None  # worked solutions for the SFT warm-up, if the dataset has them
-    columns: list[str] | None = None  # columns handed to reward functions; None = every column
-    template: str = "{prompt}"
-    _template_has_prompt = field_validator("template")(lambda cls, v: prompt_template(v))
-    # true: the tokenizer's apply_chat_template renders the prompt as a user turn; a string: that Jinja template
-    chat_template: bool | str = False
-    system_prompt: str | None = None  # a system turn before it, with a chat template
-
-
-class TaskConfig(Section):
-    name: Literal["arithmetic", "jsonl", "dataset"] = "arithmetic"
-    arithmetic: ArithmeticConfig = ArithmeticConfig()
-    jsonl: JsonlTaskConfig = JsonlTaskConfig()
-    dataset: DatasetTaskConfig = DatasetTaskConfig()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _dataset_by_default(cls, data: Any):
-        # a `dataset:` section without a task name means that dataset, not the arithmetic task
-        if isinstance(data, dict) and "dataset" in data and "name" not in data:
-            data = {**data, "name": "dataset"}
-        return data
-
-    @model_validator(mode="after")
-    def _jsonl_has_path(self):
-        if self.name == "jsonl" and not self.jsonl.train_path:
-            raise ValueError("task.name=jsonl needs task.jsonl.train_path (a JSONL file of problems)")
-        if self.name == "dataset" and not self.dataset.path:
-            raise ValueError("task.name=dataset needs task.dataset.path (a hub id or a local dataset folder / file)")
-        return self
 
 
 class GenerationConfig(Section):
@@ -154,68 +83,6 @@ class GenerationConfig(Section):
                 "does; use backend=hf, or another sampler (online, ref, gshf) with vllm"
             )
         return self
-
-
-class RewardFunctionConfig(Section):
-    """One term of ``reward.functions`` (itero/rewards/functions.py): a built-in by name, or path/file.py:function."""
-
-    name: str | None = None  # built-in: math, format, model; with path: the name it is logged under
-    path: str | None = None
-    weight: float = 1.0
-    style: Literal["batched", "verl"] = "batched"  # verl: per-sample compute_score(data_source, solution_str, ...)
-
-    @model_validator(mode="after")
-    def _name_or_path(self):
-        from itero.rewards.functions import BUILTIN_NAMES
-
-        if not self.path and self.name not in BUILTIN_NAMES:
-            raise ValueError(
-                f"reward function name={self.name!r}: give path: file.py:function, or a built-in name "
-                f"({', '.join(BUILTIN_NAMES)})"
-            )
-        return self
-
-
-class RewardConfig(Section):
-    name: Literal["math", "model"] = "math"  # rule-based math reward, or a trained reward model (itero train-rm)
-    # Σ weight · fn over these instead of `name` (docs/extending.md); [] = the reward of `name`
-    functions: list[RewardFunctionConfig] = []
-    # Online-DPO-R1: 1 / -0.5 / -1; VinePPO: 1 / 0 / 0. With name=model they only grade correctness for the logs.
-    correct: float = 1.0
-    wrong: float = -0.5  # an answer was extracted but is wrong
-    no_answer: float = -1.0  # no extractable final answer (e.g. no \boxed{}, or truncated)
-    # name=math: strict reads the \boxed{} answer or an explicit answer marker; lenient also the last
-    # expression of an unmarked response (as peers' evaluation graders do; see docs/grading.md)
-    extraction: Literal["strict", "lenient"] = "strict"
-    # name=model: an AutoModelForSequenceClassification folder; scores normalised by running mean/std, then clamped
-    model_path: str | None = None
-    normalize: bool = True
-    clip: float | None = Field(10.0, gt=0.0)
-    batch_size: int = Field(16, gt=0)
-    template: str = "{prompt}{response}"  # the text the reward model was trained on
-
-    @model_validator(mode="after")
-    def _model_needs_path(self):
-        if self.name == "model" and not self.model_path:
-            raise ValueError("reward.name=model needs reward.model_path (a folder written by itero train-rm)")
-        models = sum(f.name == "model" and not f.path for f in self.functions)
-        if self.functions and self.name == "model":
-            raise ValueError("reward.functions with reward.name=model: list the reward model as {name: model} there")
-        if models > 1 or (models and not self.model_path):
-            raise ValueError("reward.functions: one {name: model} at most, and it needs reward.model_path")
-        return self
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset(cls, data: Any):
-        presets = {"online-dpo-r1": (1.0, -0.5, -1.0), "vineppo": (1.0, 0.0, 0.0)}
-        if isinstance(data, dict) and "preset" in data:
-            data = dict(data)
-            name = data.pop("preset")
-            if name not in presets:
-                raise ValueError(f"unknown reward preset {name!r}; choose one of {', '.join(presets)}")
-            data = {**dict(zip(("correct", "wrong", "no_answer"), presets[name])), **data}
-        return data
 
 
 # The quickstart's algorithm: iterative DPO with the DPO-Positive loss (see configs/quickstart.yaml). An
