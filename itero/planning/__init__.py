@@ -4,10 +4,10 @@ from itero.planning.memory import (
     MemoryEstimate,
     ModelRole,
     estimate,
-    estimate_for_config,
     fits,
     format_memory,
 )
+from itero.planning.memory_config import estimate_for_config
 from itero.planning.plan import StagePlan, format_plan, stage_plan
 from itero.planning.shapes import KNOWN_MODELS, ModelShape, resolve_shape
 

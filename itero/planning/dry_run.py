@@ -8,7 +8,8 @@ that only exist there.
 from __future__ import annotations
 
 from itero.config import load_config
-from itero.planning.memory import estimate_for_config, fits, format_memory
+from itero.planning.memory import fits, format_memory
+from itero.planning.memory_config import estimate_for_config
 from itero.planning.plan import format_plan, stage_plan
 
 
