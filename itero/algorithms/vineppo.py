@@ -158,11 +158,8 @@ def prepare(batch: RolloutBatch, cfg: Config, ctx: Context | None = None) -> Rol
     )
 
 
-def loss(
-    batch: RolloutBatch, logprobs: Tensor, cfg: Config, logits: Tensor | None = None, temperature: float = 1.0
-) -> tuple[Tensor, dict[str, float]]:
-    """``logits`` (B, T, V) and the sampling ``temperature``: only for the entropy bonus."""
-    return token_loss(batch, logprobs, cfg, logits, temperature)
+# the shared clipped policy-gradient loss; its logits and temperature serve the entropy bonus only
+loss = token_loss
 
 
 learner_loss = learner_loss_of(loss)
