@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 from itero.algorithms import sft
+from itero.distributed import current
 from itero.errors import DivergenceError
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.runtime import Runtime
@@ -49,6 +50,7 @@ def warm_up(rt: Runtime) -> Path | None:
         save_checkpoint(rt, d / "checkpoint", with_optimizer=False)
         record_stage(d, "sft", rt.config_sha)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
+    current().barrier()  # rank 0 has written the SFT checkpoint that every rank loads next
     rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
     evaluate(rt, d, rt.initial_checkpoint)
     if rt.cfg.eval.benchmarks:
