@@ -247,10 +247,8 @@ class Learner:
             check_finite_step(loss, grad_norm)
             self.optimizer.step()
             largest = largest_parameter(self.model.parameters())
-            if self.sharded:  # each rank sees its shards: every rank must take the same branch
-                largest = current().reduce_metrics({"parameter_largest": largest})[
-                    "parameter_largest"
-                ]  # a sum: NaN and inf survive it
+            if self.sharded:  # each rank sees its shards; a sum over ranks keeps NaN / inf, so all agree
+                largest = current().reduce_metrics({"largest": largest})["largest"]
             check_finite_parameters(largest)
         finally:
             self.optimizer.zero_grad(set_to_none=True)
