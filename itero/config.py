@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from itero.algorithms import ALGORITHMS
 from itero.config_loading import apply_override, explain, read_yaml
+from itero.models.lora import LoraSettings
 from itero.reward_config import RewardConfig, RewardFunctionConfig  # noqa: F401
 from itero.schema import ConfigError, Section
 from itero.task_config import ArithmeticConfig, DatasetTaskConfig, JsonlTaskConfig, TaskConfig  # noqa: F401
@@ -45,6 +46,8 @@ class ModelConfig(Section):
     path: str | None = None  # hub name or local folder; None builds the tiny model into the run directory
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["float32", "bfloat16"] = "float32"
+    # LoRA adapters on the policy for RL (itero/models/lora.py, needs peft); None = full fine-tuning
+    lora: LoraSettings | None = None
 
 
 class GenerationConfig(Section):
@@ -97,6 +100,9 @@ class TrainingConfig(Section):
     epochs: int = Field(6, ge=1)
     batch_size: int = Field(32, ge=1)  # examples (pairs for DPO, sequences otherwise) per optimizer step
     micro_batch_size: int = Field(32, ge=1)  # examples per forward/backward; gradients accumulate
+    # set: micro-batches are bins of examples sorted by length, each at most this many padded tokens
+    # (rows × (prompt + response) as the forward sees them), instead of micro_batch_size examples
+    max_tokens_per_micro_batch: int | None = Field(None, ge=1)
     warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
     schedule: Literal["cosine", "constant"] = "cosine"
     weight_decay: float = Field(0.0, ge=0.0)

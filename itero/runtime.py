@@ -20,6 +20,7 @@ from itero.distributed import current
 from itero.errors import IteroError
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
+from itero.models import lora
 from itero.models.loading import check_model_path, load_model, load_tokenizer, load_weights_into
 from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
 from itero.rewards.math import MathReward
@@ -63,6 +64,8 @@ class Runtime:
     def ensure_policy(self, checkpoint: Path | None) -> None:
         """Make the in-memory policy hold the weights of ``checkpoint`` (None = the base model), and a
         separate generation engine (vLLM) serve them too."""
+        if checkpoint is not None and lora.is_adapter_folder(checkpoint):
+            self.adapt_policy()  # e.g. `itero retest` of a LoRA run: its runtime starts from plain weights
         if checkpoint != self.policy_source:
             load_weights_into(self.policy, checkpoint if checkpoint is not None else self.base_path)
             self.policy_source = checkpoint
@@ -79,8 +82,22 @@ class Runtime:
         """Where the reference, DPO and reward models live: beside the policy, or offloaded to CPU."""
         return torch.device("cpu") if self.cfg.distributed.reference_device == "cpu" else self.device
 
+    def adapt_policy(self) -> None:
+        """LoRA adapters (``model.lora``) on the policy as it holds its weights now (the initial policy,
+        as RL starts): those weights are the adapters' base. The hf generator holds the same modules."""
+        if self.cfg.model.lora is None or lora.is_lora(self.policy):
+            return
+        self.policy = lora.apply_lora(self.policy, self.cfg.model.lora, seed=self.cfg.loop.seed)
+        self.policy.itero_base = lora.base_name(self.policy_source or self.base_path)
+        self.learner.model = self.policy
+        self.learner.end_phase()
+        self._initial = None
+
     def initial_policy(self) -> torch.nn.Module:
-        """The initial policy as a frozen model (reference for ``reference: initial``), loaded once."""
+        """The initial policy as a frozen model (reference for ``reference: initial``), loaded once; for a
+        LoRA policy, whose adapters' base it is, the policy itself with its adapters disabled."""
+        if self._initial is None and lora.is_lora(self.policy):
+            self._initial = lora.AdaptersDisabled(self.policy)
         if self._initial is None:
             checkpoint = self.initial_checkpoint
             self._initial = load_model(
@@ -187,6 +204,7 @@ def optim_config(t) -> OptimConfig:
         max_grad_norm=t.max_grad_norm,
         adam_betas=tuple(t.adam_betas),
         precision=t.precision,
+        max_tokens_per_micro_batch=t.max_tokens_per_micro_batch,
     )
 
 
@@ -234,7 +252,9 @@ def preflight(cfg: Config) -> Task:
     from itero.input_checks import check_models, check_prompts, warn_suspicious_task
     from itero.tracking.rundir import check_writable
 
-    launcher_strategy(cfg.distributed.strategy)  # an itero strategy contradicting the accelerate config
+    strategy = launcher_strategy(cfg.distributed.strategy)  # an itero strategy contradicting the accelerate config
+    if cfg.model.lora is not None:
+        lora.check_supported(strategy, cfg.generation.backend)
     check_writable(cfg.run_path)
     tokenizer, context = check_models(cfg)
     task = checked_task(cfg)

@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from itero.errors import IteroError
+from itero.models import lora
 from itero.training.sharding import is_sharded, load_full_state_dict
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ def check_model_path(name_or_path: str) -> None:
         check_hub_name(name_or_path)
         return
     folder = Path(name_or_path).expanduser()
-    if not (folder / "config.json").exists():
+    if lora.is_adapter_folder(folder):  # LoRA adapters: their weights, tokenizer and base model
+        check_weights(folder)
+        check_model_path(lora.adapter_base(folder))
+    elif not (folder / "config.json").exists():
         raise ModelNotFoundError(
             f"model path {name_or_path!r} does not exist or has no config.json; "
             "give a folder written by save_pretrained, or a hub model name"
@@ -68,7 +72,10 @@ def check_model_path(name_or_path: str) -> None:
 
 
 def read_model_config(folder: str | Path) -> dict:
-    """``config.json`` of a local model folder; a damaged one is one line naming the file."""
+    """``config.json`` of a local model folder (of its base for an adapter folder); a damaged one is one
+    line naming the file."""
+    if lora.is_adapter_folder(folder):
+        return read_model_config(lora.adapter_base(folder))
     path = Path(folder).expanduser() / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -164,7 +171,7 @@ def has_trained_score_head(folder: str | Path) -> bool:
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     check_model_path(name_or_path)
     folder = Path(name_or_path).expanduser()
-    local = (folder / "config.json").exists()
+    local = (folder / "config.json").exists() or lora.is_adapter_folder(folder)
     try:
         tokenizer = _read_tokenizer(name_or_path, folder / "tokenizer_config.json")
     except Exception as err:  # tokenizers raises plain Exceptions for a damaged tokenizer.json
@@ -195,14 +202,24 @@ def load_model(name_or_path: str, dtype: str = "float32", device: str | torch.de
     check_model_path(name_or_path)
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
+    if lora.is_adapter_folder(name_or_path):  # a frozen use of an adapted policy: base + adapters merged
+        base = load_model(lora.adapter_base(name_or_path), dtype=dtype, device=device)
+        return lora.merge_adapters(base, name_or_path)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_DTYPES[dtype])
     return model.to(device)
 
 
 def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
     """Copy the weights saved in ``path`` into ``model`` in place, keeping its parameter objects
-    (the optimizer and generator that hold them stay valid)."""
+    (the optimizer and generator that hold them stay valid). A LoRA policy takes an adapter folder's
+    adapters, or full weights as its base with fresh adapters."""
     from safetensors.torch import load_file
+
+    if lora.is_lora(model) and lora.is_adapter_folder(path):
+        lora.load_adapters_into(model, path)
+        return
+    if lora.is_adapter_folder(path):
+        raise ModelFileError(f"{path} holds LoRA adapters; load it with load_model (base + adapters merged)")
 
     files = sorted(Path(path).glob("*.safetensors"))
     if not files:
@@ -213,6 +230,9 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
             state.update(load_file(str(f)))
         except Exception as err:  # SafetensorError: a truncated or damaged file
             raise ModelFileError(f"{f} cannot be read ({str(err)[:100]}): {_DAMAGED_WEIGHTS}") from None
+    if lora.is_lora(model):
+        lora.reset_adapters(model)
+        model, state = lora.base_layers(model, state)
     if is_sharded(model):  # FSDP2: each rank copies its own shard of every full tensor
         missing, unexpected = load_full_state_dict(model, state)
     else:

@@ -66,6 +66,16 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings, seed: int = 0) ->
     return peft_model
 
 
+def check_supported(strategy: str, backend: str) -> None:
+    """peft present, and a setup LoRA runs in: adapters are data-parallel (ddp), not sharded."""
+    require_peft()
+    if strategy != "ddp":
+        raise ConfigError(
+            f"model.lora trains adapters replicated on every process; distributed.strategy={strategy} shards "
+            "the model: use distributed.strategy=ddp (the frozen base is not sharded), or model.lora=null"
+        )
+
+
 def is_lora(model: torch.nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
@@ -84,8 +94,26 @@ def reset_adapters(model: torch.nn.Module) -> None:
     set_peft_model_state_dict(model, model.itero_initial_adapters)
 
 
+def base_layers(model: torch.nn.Module, state: dict) -> tuple[torch.nn.Module, dict]:
+    """The adapted ``model``'s inner model and a full-weight ``state`` renamed to its keys (peft moved
+    each adapted linear's weight to ``<name>.base_layer``), with the adapters' current values added so
+    that loading it leaves them as they are."""
+    inner = model.get_base_model()
+    own = inner.state_dict()
+    renamed = {k.replace(".base_layer", ""): k for k in own if "lora_" not in k}
+    state = {renamed.get(k, k): v for k, v in state.items()}
+    state.update({k: v for k, v in own.items() if "lora_" in k})
+    return inner, state
+
+
 def is_adapter_folder(path: str | Path) -> bool:
     return (Path(path).expanduser() / ADAPTER_CONFIG).exists()
+
+
+def base_name(path: str | Path) -> str:
+    """A model's name as adapter folders compare it: a resolved folder, or a hub name as given."""
+    local = Path(path).expanduser()
+    return str(local.resolve()) if local.exists() else str(path)
 
 
 def adapter_base(folder: str | Path) -> str:
@@ -98,24 +126,25 @@ def adapter_base(folder: str | Path) -> str:
     return str(local.resolve()) if not os.path.isabs(base) and local.exists() else base
 
 
-def base_pointer(base: str, folder: Path) -> str:
-    """How an adapter folder written to ``folder`` names ``base``: relative when both share a parent
-    (the run directory), so the run can be moved or copied; absolute, or a hub name, otherwise."""
+def base_pointer(base: str, folder: Path, run: Path | None) -> str:
+    """How an adapter folder at ``folder`` names ``base``: relative to it when the base lies inside the
+    ``run`` directory (the SFT checkpoint, the tiny base), so the run can be moved or copied whole;
+    an absolute folder or a hub name otherwise."""
     path = Path(base).expanduser()
     if not path.exists():
         return base  # a hub name
-    path, folder = path.resolve(), folder.resolve()
-    common = os.path.commonpath([path, folder])
-    return os.path.relpath(path, folder) if common != os.path.dirname(common) else str(path)
+    path = path.resolve()
+    if run is not None and path.is_relative_to(Path(run).resolve()):
+        return os.path.relpath(path, Path(folder).resolve())
+    return str(path)
 
 
-def save_adapters(model: torch.nn.Module, path: Path, base: str, final: Path | None = None) -> None:
-    """peft's adapter folder with ``base_model_name_or_path`` = ``base`` as seen from ``final`` (the
-    folder's name once the caller's atomic rename is done; ``path`` itself by default)."""
-    model.save_pretrained(path)
-    config_file = path / ADAPTER_CONFIG
+def point_to_base(path: Path, base: str, final: Path | None = None, run: Path | None = None) -> None:
+    """Set the adapter folder's ``base_model_name_or_path`` to ``base`` as seen from ``final`` (where
+    the folder will be once the caller's atomic rename is done; ``path`` by default)."""
+    config_file = Path(path) / ADAPTER_CONFIG
     config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = base_pointer(base, final or path)
+    config["base_model_name_or_path"] = base_pointer(base, final or path, run)
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
@@ -131,14 +160,12 @@ def load_adapters_into(model: torch.nn.Module, folder: str | Path) -> None:
         raise RuntimeError(f"adapters in {folder} do not match the model: unexpected {sorted(result.unexpected_keys)}")
 
 
-def load_merged(folder: str | Path, dtype: str = "float32", device: str | torch.device = "cpu") -> torch.nn.Module:
-    """A plain model: the adapter folder's base with its adapters merged in (for frozen and eval use)."""
+def merge_adapters(base: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    """A plain model: ``base`` (the adapter folder's base, loaded) with the folder's adapters merged in,
+    for frozen and eval use and for ``itero export``."""
     require_peft()
     from peft import PeftModel
 
-    from itero.models.loading import load_model
-
-    base = load_model(adapter_base(folder), dtype=dtype, device=device)
     return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
 
 

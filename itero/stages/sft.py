@@ -52,6 +52,7 @@ def warm_up(rt: Runtime) -> Path | None:
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     current().barrier()  # rank 0 has written the SFT checkpoint that every rank loads next
     rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
+    rt.adapt_policy()  # model.lora: SFT trained every weight; RL trains adapters on top of its result
     evaluate(rt, d, rt.initial_checkpoint)
     if rt.cfg.eval.benchmarks:
         evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)

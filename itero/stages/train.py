@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from itero.models import lora
 from itero.runtime import Runtime
 from itero.stages.context import LearnerContext, critic_for
+from itero.stages.iteration_state import iteration_config
 from itero.stages.prepare import logprob_temperature
 from itero.tracking import progress
 from itero.tracking.rundir import atomic_dir, atomic_write_json, atomic_write_jsonl, load_stage
@@ -15,7 +17,7 @@ from itero.tracking.rundir import atomic_dir, atomic_write_json, atomic_write_js
 
 def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     batch = load_stage(d / "prepared.pt")
-    algo, cfg, t = rt.algo, rt.cfg.algorithm, rt.cfg.training
+    algo, cfg, t = rt.algo, iteration_config(rt, k), rt.cfg.training
     plan, models = algo.schedule(cfg), algo.models_needed(cfg)
     rt.ensure_policy(rt.initial_checkpoint if plan.restart_from_base else start)
     units = batch.batch_size // algo.rows_per_unit
@@ -61,6 +63,8 @@ def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
 def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
     with atomic_dir(path) as tmp:
         rt.learner.save(tmp, with_optimizer=with_optimizer)
+        if lora.is_lora(rt.policy):  # the learner wrote the adapters: they name their base
+            lora.point_to_base(tmp, rt.policy.itero_base, final=path, run=rt.run)
         rt.tokenizer.save_pretrained(tmp)
         if rt.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
             rt.critic.save(tmp / "value_model", with_optimizer=with_optimizer)
