@@ -4,6 +4,9 @@ Model states (exact arithmetic on the parameter count, per GPU, N = ``distribute
 - a trained model (policy, value model): weights and gradients at the weights' dtype (bf16 2 bytes,
   fp32 4) and AdamW state: with bf16 weights an fp32 master copy + two fp32 moments = 12 bytes/param
   (DeepSpeed / FSDP mixed precision), with fp32 weights the two moments = 8 bytes/param;
+- a LoRA policy (``model.lora``): its base weights frozen at the weights' dtype, and A adapter parameters
+  trained in float32 (peft keeps adapters fp32 over a bf16 base): 4 + 4 + 8 = 16 bytes per adapter
+  parameter (weights, gradients, two moments), not sharded (LoRA runs ddp);
 - a frozen model (reference, reward model, RTO's DPO model): bf16 weights, 2 bytes/param, or nothing
   on the GPU with ``reference_device: cpu``;
 - sharding: ddp none; zero2 gradients + optimizer state / N; zero3 and fsdp (full shard) weights too,
@@ -54,6 +57,7 @@ class ModelRole:
     shape: ModelShape
     trained: bool = False
     kv_cache: bool = False  # keeps its own KV cache while generating
+    adapter_params: int = 0  # LoRA: only these are trained, the base weights are frozen
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ def _shard(nbytes: int, n: int) -> int:
 def model_memory(role: ModelRole, dist, weight_bytes: int) -> ModelMemory:
     """Bytes per GPU of one model's weights, gradients and optimizer state under ``dist.strategy``."""
     n, strategy, p = dist.num_processes, dist.strategy, role.shape.params()
+    if role.adapter_params:  # fp32 adapters: 4 bytes weights + 4 gradients + 8 AdamW moments
+        a = role.adapter_params
+        return ModelMemory(role.role, role.name, p + a, p * weight_bytes + 4 * a, 4 * a, 8 * a)
     full_shard = strategy in ("zero3", "fsdp")
     if not role.trained:
         on_gpu = dist.reference_device == "same"

@@ -4,6 +4,7 @@ memory estimate: the part of the dry run that reads the config (the arithmetic i
 from __future__ import annotations
 
 from itero.planning.memory import (
+    GiB,
     MemoryEstimate,
     ModelRole,
     estimate,
@@ -18,14 +19,17 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
     if policy is None:
         return [], notes
     name, a, g = cfg.model.path or "tiny model", cfg.algorithm, cfg.generation
-    roles = [ModelRole("policy", name, policy, trained=True, kv_cache=True)]
+    adapters = _adapter_params(cfg, policy, notes)
+    roles = [ModelRole("policy", name, policy, trained=True, kv_cache=True, adapter_params=adapters)]
     initial_samples = g.sampler in ("ref", "gshf", "mixp")
     from itero.algorithms import ALGORITHMS
 
     models = ALGORITHMS[a.name].models_needed(a)
     reference = "reference" in models
     initial = models.get("reference") == "initial" or initial_samples
-    if initial or "reference_logits" in models:  # TDPO keeps the previous iterate's logits
+    if adapters and initial and "reference_logits" not in models:
+        notes.append("reference = the policy with its LoRA adapters disabled (their base): no copy")
+    elif initial or "reference_logits" in models:  # TDPO keeps the previous iterate's logits
         which = "initial" if initial else "previous iterate"
         roles.append(ModelRole("reference", f"{name} ({which})", policy, kv_cache=g.sampler == "mixp"))
     elif reference:
@@ -51,6 +55,16 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
         else:
             roles.append(ModelRole("value model", source or f"{name} + value head", shape.as_scorer(), trained=True))
     return roles, notes
+
+
+def _adapter_params(cfg, policy: ModelShape, notes: list[str]) -> int:
+    lora = cfg.model.lora
+    if lora is None:
+        return 0
+    params, unknown = policy.lora_params(lora.r, lora.target_modules)
+    if unknown:
+        notes.append(f"LoRA targets {unknown} are not decoder linears the estimate knows: not counted")
+    return max(params, 1)
 
 
 def _policy_shape(cfg, notes: list[str]) -> ModelShape | None:
@@ -107,6 +121,8 @@ def estimate_for_config(cfg) -> tuple[MemoryEstimate | None, list[str]]:
         vllm_sleep=bool(getattr(g, "vllm_sleep_mode", False)),
     )
     est.notes.extend(notes)
+    if cfg.model.lora is not None:
+        est.notes.append(_lora_saving(cfg, est))
     if not vllm and d.strategy in ("zero3", "fsdp") and d.num_processes > 1:
         est.notes.append(
             "hf generation over sharded weights gathers every layer for every new token: slow "
@@ -118,3 +134,17 @@ def estimate_for_config(cfg) -> tuple[MemoryEstimate | None, list[str]]:
             f"context of {context} tokens: long prompts leave fewer new tokens"
         )
     return est, est.notes
+
+
+def _lora_saving(cfg, est: MemoryEstimate) -> str:
+    """The note that compares a LoRA run's model states with the same run fully fine-tuned."""
+    full, _ = estimate_for_config(cfg.model_copy(update={"model": cfg.model.model_copy(update={"lora": None})}))
+    policy = est.models[0]
+    lora = cfg.model.lora
+    return (
+        f"LoRA r={lora.r} ({lora.target_modules if isinstance(lora.target_modules, str) else ', '.join(lora.target_modules)}): "
+        f"{policy.grads // 4:,} trainable parameters of {policy.params:,}; model states {est.states / GiB:.2f} GiB "
+        f"against {full.states / GiB:.2f} GiB fully fine-tuned, {(full.states - est.states) / GiB:.2f} GiB saved "
+        f"(no gradients or AdamW state for the base{'' if len(full.models) == len(est.models) else ', no reference copy'}); peak "
+        f"{est.peak / GiB:.2f} against {full.peak / GiB:.2f} GiB"
+    )

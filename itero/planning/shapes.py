@@ -50,6 +50,23 @@ class ModelShape:
             out_head = 0 if self.tie_embeddings else self.vocab * self.hidden
         return self.layers * layer + self.hidden + embeddings + out_head
 
+    def lora_params(self, r: int, target_modules) -> tuple[int, list[str]]:
+        """(adapter parameters, target names not found) for LoRA of rank ``r``: r·(in + out) per adapted
+        linear; "all-linear" = q, k, v, o, gate, up, down in every layer (peft leaves the lm_head out)."""
+        q_out, kv_out = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        linears = {
+            "q_proj": (self.hidden, q_out),
+            "k_proj": (self.hidden, kv_out),
+            "v_proj": (self.hidden, kv_out),
+            "o_proj": (q_out, self.hidden),
+            "gate_proj": (self.hidden, self.intermediate),
+            "up_proj": (self.hidden, self.intermediate),
+            "down_proj": (self.intermediate, self.hidden),
+        }
+        names = list(linears) if target_modules == "all-linear" else [t.rsplit(".", 1)[-1] for t in target_modules]
+        per_layer = sum(r * sum(linears[n]) for n in set(names) if n in linears)
+        return self.layers * per_layer, sorted({n for n in names if n not in linears})
+
     def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
         """Keys and values of one token over all layers: 2 × layers × kv_heads × head_dim × bytes."""
         return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
