@@ -4,8 +4,19 @@ It knows nothing about DPO, RAFT or PPO. An algorithm hands it a prepared Rollou
 ``token_weights`` / ``seq_weights`` were computed over the whole batch, and a ``loss_fn``. The
 learner splits the batch into optimizer mini-batches of ``batch_size`` units (a unit is
 ``rows_per_unit`` consecutive rows, e.g. a chosen/rejected pair) and each mini-batch into
-micro-batches; a mini-batch holding a fraction f of the units has its loss scaled by 1/f, so each
-optimizer step sees a mean over its own examples and any micro-batch split gives the same gradient.
+micro-batches: ``micro_batch_size`` units each, or with ``max_tokens_per_micro_batch`` bins of units
+sorted by length whose padded size stays within that many tokens (``micro_batches.by_tokens``). Every
+micro-batch is trimmed to its own longest prompt and response.
+
+Why any split, uneven bins included, gives the mini-batch's gradient exactly: a loss_fn returns
+Σ weight·term over its micro-batch's tokens or rows, never a mean over the micro-batch, and the weights
+hold the aggregation's normaliser for the whole batch (token-mean: 1 / the batch's valid tokens;
+per-sequence mean: 1 / (rows · the row's tokens); DPO: 1 / pairs). The sum over micro-batches is then
+the same Σ over the mini-batch whatever the bins hold, like TRL's and verl's newer losses that divide
+by the global token count instead of the micro-batch's own (verl's older dynamic batch size scales a
+micro-batch's own token-mean by its share of rows, which is exact only for equal lengths). A
+mini-batch holding a fraction f of the batch's units has its loss scaled by 1/f, the same factor for
+all its micro-batches, so each optimizer step sees a mean over its own examples.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from itero.batch import RolloutBatch, position_ids
 from itero.core.logprobs import entropy_from_logits, token_logprobs
 from itero.distributed import current, fold_metric, is_max_metric
 from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
-from itero.training import sharding
+from itero.training import micro_batches, sharding
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
 # as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
@@ -43,6 +54,7 @@ class OptimConfig:
     max_grad_norm: float = 1.0
     adam_betas: tuple[float, float] = (0.9, 0.95)
     precision: str = "fp32"
+    max_tokens_per_micro_batch: int | None = None  # token-budget bins instead of micro_batch_size units
 
 
 def forward_logits(model, batch: RolloutBatch) -> Tensor:
@@ -197,17 +209,16 @@ class Learner:
         temperature: float = 1.0,
         micro_batch_size: int | None = None,
     ) -> dict[str, float]:
-        """Forward/backward of ``units`` in micro-batches; gradients add up in ``.grad``."""
+        """Forward/backward of ``units`` in micro-batches; gradients add up in ``.grad``.
+
+        ``micro_batch_size`` given (the SFT warm-up's own): that many units per micro-batch, whatever
+        ``cfg.max_tokens_per_micro_batch`` says."""
         scale = num_units / len(units)
-        micro_size = micro_batch_size or self.cfg.micro_batch_size
         sums: dict[str, float] = {"loss": 0.0}
         dist, device = current(), next(self.model.parameters()).device
-        mine = units[dist.rank :: dist.world_size]  # data parallel: this rank's share of the mini-batch
-        # a sharded model needs the same number of forwards / backwards on every rank
-        share = math.ceil(len(units) / dist.world_size) if self.sharded else len(mine)
-        num_micro = math.ceil(share / micro_size)
-        for i in range(num_micro):
-            micro = mine[i * micro_size : (i + 1) * micro_size]
+        plan = self.micro_batches(batch, units, rows_per_unit, micro_batch_size)
+        num_micro = len(plan)
+        for i, micro in enumerate(plan):
             weight = 1.0 if micro else 0.0  # a rank with no units left joins the collectives with a zero loss
             micro = micro or units[:1]
             rows = [u * rows_per_unit + j for u in micro for j in range(rows_per_unit)]
@@ -235,6 +246,25 @@ class Learner:
         if not self.sharded:  # FSDP reduce-scattered the gradients in the last backward
             dist.all_reduce_gradients(self.model.parameters())
         return dist.reduce_metrics(sums)
+
+    def micro_batches(
+        self, batch: RolloutBatch, units: list[int], rows_per_unit: int, micro_batch_size: int | None = None
+    ) -> list[list[int]]:
+        """This rank's micro-batches of the mini-batch ``units`` (data parallel: ``units[rank::world]``);
+        a sharded model gets as many on every rank, the short ones padded with empty micro-batches."""
+        dist = current()
+        mine = units[dist.rank :: dist.world_size]
+        budget = None if micro_batch_size else self.cfg.max_tokens_per_micro_batch
+        if budget is None:
+            size = micro_batch_size or self.cfg.micro_batch_size
+            plan = micro_batches.fixed(mine, size)
+            # a sharded model's forwards and backwards are collectives: every rank runs the same number
+            count = micro_batches.count_fixed(len(units), dist.world_size, size) if self.sharded else len(plan)
+        else:
+            prompt, response = micro_batches.unit_widths(batch, rows_per_unit)
+            plan = micro_batches.by_tokens(mine, prompt, response, rows_per_unit, budget)
+            count = max(dist.gather_objects(len(plan))) if self.sharded else len(plan)
+        return plan + [[] for _ in range(count - len(plan))]
 
     def apply(self, loss: float = 0.0) -> dict[str, float]:
         """Clip, step the optimizer and the schedule, clear gradients. A non-finite ``loss`` or gradient
