@@ -172,28 +172,36 @@ def check_learner(run: ShapeRun) -> dict:
     }
 
 
-def check_memory(run: ShapeRun) -> dict:
-    """Peaks measured in the generation and learner checks against the dry run's plan for the same
-    shapes, batch and sequence length (itero/planning/memory.py, called directly)."""
+def plan(run: ShapeRun, lora_rank: int = 0):
+    """The dry run's estimate (itero/planning/memory.py, called directly) for this shape on one GPU,
+    ``ddp``, with the workload's micro-batch, largest generation batch and sequence length; with
+    ``lora_rank``, for adapters of that rank on every decoder linear. Returns (shape, adapter
+    parameters, estimate)."""
     from itero.config import DistributedConfig
     from itero.planning.memory import ModelRole, estimate
     from itero.planning.shapes import ModelShape
 
     work = run.work
     shape = ModelShape.from_hf_config(run.model.config.to_dict())
+    adapter_params = shape.lora_params(lora_rank, "all-linear")[0] if lora_rank else 0
     gpu_gb = torch.cuda.get_device_properties(run.device).total_memory / GiB if run.device.type == "cuda" else 80.0
-    dist = DistributedConfig(num_processes=1, strategy="ddp", gpu_memory_gb=gpu_gb)
+    role = ModelRole("policy", run.shape, shape, trained=True, kv_cache=True, adapter_params=adapter_params)
     est = estimate(
-        [ModelRole("policy", run.shape, shape, trained=True, kv_cache=True)],
-        dist,
+        [role],
+        DistributedConfig(num_processes=1, strategy="ddp", gpu_memory_gb=gpu_gb),
         weight_bytes=2 if work.dtype == "bfloat16" else 4,
         train_rows=work.micro_rows,
         gen_rows=max(work.gen_batches),
         tokens=work.tokens,
     )
+    return shape, adapter_params, est
+
+
+def check_memory(run: ShapeRun) -> dict:
+    """Peaks measured in the generation and learner checks against the dry run's plan."""
+    shape, _, est = plan(run)
     gen, learn = (run.results.get(k, {}).get("peak_bytes") for k in ("generation", "learner"))
     measured = max((x for x in (gen, learn) if x is not None), default=None)
-    weights = est.models[0].weights
     return {
         "planned_params": shape.params(),
         "planned_states_bytes": est.states,
@@ -201,7 +209,7 @@ def check_memory(run: ShapeRun) -> dict:
         "planned_generation_bytes": est.generation,
         "planned_peak_bytes": est.peak,
         "planned_training_bytes": est.states + est.activations,
-        "planned_generating_bytes": weights + est.generation,
+        "planned_generating_bytes": est.models[0].weights + est.generation,
         "measured_training_bytes": learn,
         "measured_generating_bytes": gen,
         "measured_peak_bytes": measured,
@@ -213,8 +221,10 @@ def check_memory(run: ShapeRun) -> dict:
 def check_lora(run: ShapeRun) -> dict:
     """A GRPO step with LoRA adapters: tokens/s, peak memory, and that only adapter weights moved."""
     run.free_model()
-    model = apply_lora(load(run.folder, run.work, run.device), run.work.lora_rank)
+    run.model = apply_lora(load(run.folder, run.work, run.device), run.work.lora_rank)
+    model = run.model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    _, planned_adapters, est = plan(run, lora_rank=run.work.lora_rank)
     before = checksums(model)
     metrics, seconds, peak = _learner_steps(model, run, lr=1e-3)
     after = checksums(model)
@@ -224,6 +234,8 @@ def check_lora(run: ShapeRun) -> dict:
     problems = [f"{len(base)} base weights changed (first: {base[0]})"] if base else []
     if not adapters:
         problems.append("no adapter weight changed")
+    if trainable != planned_adapters:
+        problems.append(f"{trainable} trainable parameters, the plan counts {planned_adapters}")
     del model
     return {
         "rank": run.work.lora_rank,
@@ -231,6 +243,10 @@ def check_lora(run: ShapeRun) -> dict:
         "tokens_per_s": round(_tokens_per_step(run.work) / seconds, 1),
         "step_s": round(seconds, 4),
         "peak_bytes": peak,
+        "planned_adapter_params": planned_adapters,
+        "planned_states_bytes": est.states,
+        "planned_training_bytes": est.states + est.activations,
+        "measured_over_planned": None if peak is None else round(peak / (est.states + est.activations), 3),
         "adapter_tensors_changed": len(adapters),
         "base_tensors_changed": len(base),
         "loss": metrics["loss"],

@@ -26,7 +26,7 @@ def _measurements(shape: str, checks: dict, batches: tuple[int, ...]) -> list[st
         f"| {_num(get('learner', 'tokens_per_s'))} | {'n/a' if mfu is None else f'{mfu:.1%}'} "
         f"| {_gib(get('memory', 'measured_peak_bytes'))} / {_gib(get('memory', 'planned_peak_bytes'))} "
         f"| {_num(get('fsdp', 'tokens_per_s'))}, {'n/a' if fsdp_equal is None else ('equal' if fsdp_equal else 'DIFFERENT')} "
-        f"| {_num(get('lora', 'tokens_per_s'))}, {_gib(get('lora', 'peak_bytes'))} |"
+        f"| {_num(get('lora', 'tokens_per_s'))}, {_gib(get('lora', 'peak_bytes'))} / {_gib(get('lora', 'planned_training_bytes'))} |"
     ]
 
 
@@ -43,7 +43,7 @@ def markdown(result: dict) -> str:
         f"in micro-batches of {work['micro_rows']}, LoRA rank {work['lora_rank']}.",
         "",
         f"| shape | params | fast decode | gen tokens/s itero vs generate, batch {' / '.join(map(str, batches))} "
-        "| learner tokens/s | MFU | peak GiB measured / planned | FSDP2 tokens/s, reload | LoRA tokens/s, peak GiB |",
+        "| learner tokens/s | MFU | peak GiB measured / planned | FSDP2 tokens/s, reload | LoRA tokens/s, peak GiB measured / planned |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for shape, entry in result["shapes"].items():

@@ -59,7 +59,6 @@ SHAPES = {
 
 # bf16 dense tensor-core peaks (no sparsity) from NVIDIA's datasheets, matched in this order against
 # torch.cuda.get_device_name: the PCIe and NVL H100s are slower than the SXM one.
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H200", 989.0), ("H100", 989.0))
 
 
@@ -216,14 +215,11 @@ def checksums(model) -> dict[str, tuple[float, float]]:
 
 
 def apply_lora(model, rank: int):
-    """Adapters on every projection through peft directly. The one place to switch to
-    itero.models.lora's own function once model.lora is in the config."""
-    from peft import LoraConfig, get_peft_model
+    """Adapters of rank ``rank`` (alpha 2·rank) on every decoder linear, through itero's own
+    ``apply_lora`` (what ``model.lora`` runs)."""
+    from itero.models import lora
 
-    config = LoraConfig(
-        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
-    )
-    return get_peft_model(model, config)
+    return lora.apply_lora(model, lora.LoraSettings(r=rank, alpha=2.0 * rank, target_modules="all-linear"))
 
 
 def init_process_group(device: torch.device) -> str:

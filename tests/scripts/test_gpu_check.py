@@ -105,6 +105,10 @@ def test_the_lora_step_changes_only_adapter_weights(report):
     # rank 4 on q (64→64), k, v (64→32), o (64→64), gate, up (64→128), down (128→64): r·(in + out) each
     per_layer = 4 * ((64 + 64) + 2 * (64 + 32) + (64 + 64) + 2 * (64 + 128) + (128 + 64))
     assert lora["trainable_params"] == 2 * per_layer
+    assert lora["planned_adapter_params"] == lora["trainable_params"]
+    # the plan for a LoRA policy: frozen fp32 base (4 bytes) + fp32 adapters, gradients and AdamW (16 bytes)
+    params = report[0]["shapes"]["tiny"]["build"]["params"]
+    assert lora["planned_states_bytes"] == 4 * params + 16 * 2 * per_layer
     assert lora["tokens_per_s"] > 0
 
 
