@@ -7,7 +7,7 @@ gathered checkpoint reloaded. Writes OUT/gpu_check.json and OUT/gpu_check.md (do
 says how to run it and what each column means). Each check runs in its own try/except; once
 ``--budget-s`` is spent the remaining checks are skipped, not started.
 
-    python scripts/gpu_check.py --device cuda --out gpu_check_out            # ~5 min on one H100
+    python scripts/gpu_check.py --device cuda --out gpu_check_out            # sized for < 8 min on one H100
     python scripts/gpu_check.py --device cpu --shapes tiny --out /tmp/gc     # what CI runs
 """
 
