@@ -93,8 +93,9 @@ def assert_same_weights(a, b, rtol, atol):
         ["algorithm=dpo", "algorithm.nll_weight=1.0"],
         ["algorithm=grpo"],
         ["algorithm=vineppo", "algorithm.num_rollouts=2", "algorithm.step_cut_after=' '", "algorithm.min_step_chars=4"],
+        ["algorithm=grpo", "training.max_tokens_per_micro_batch=64"],  # uneven bins of rows sorted by length
     ],
-    ids=["dpo", "grpo", "vineppo"],
+    ids=["dpo", "grpo", "vineppo", "grpo-token-budget"],
 )
 def test_two_processes_train_the_same_parameters_as_one(tmp_path, algorithm):
     config = tmp_path / "c.yaml"
@@ -151,8 +152,18 @@ def test_two_processes_warm_up_like_one(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "algorithm,strategies",
-    [(["algorithm=ppo"], ("zero3", "zero2")), (["algorithm=dpo", "algorithm.nll_weight=1.0"], ("zero2", "fsdp"))],
-    ids=["ppo-critic", "dpo"],
+    [
+        (["algorithm=ppo"], ("zero3", "zero2")),
+        (["algorithm=dpo", "algorithm.nll_weight=1.0"], ("zero2", "fsdp")),
+        # token-budget bins of one ~40-token pair in mini-batches of 3 pairs: rank 0 packs 2 bins, rank 1 packs 1
+        # and adds an empty one, so FSDP's collectives line up
+        (
+            ["algorithm=dpo", "algorithm.nll_weight=1.0", "training.batch_size=3", "training.micro_batch_size=1"]
+            + ["training.max_tokens_per_micro_batch=48"],
+            ("fsdp", "zero2"),
+        ),
+    ],
+    ids=["ppo-critic", "dpo", "dpo-token-budget"],
 )
 def test_sharded_learner_trains_like_one_process_and_resumes_across_strategies(tmp_path, algorithm, strategies):
     """FSDP2-sharded policy (and PPO's critic) on 2 ranks = the unsharded 1-process run; then each run's
