@@ -1,4 +1,4 @@
-"""`itero` command line: quickstart, train, report, compare, retest, eval, eval-chat, kl, grade, bandit, train-rm."""
+"""`itero` command line: quickstart, train, report, compare, retest, eval, eval-chat, kl, grade, bandit, train-rm, export."""
 
 from __future__ import annotations
 
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bandit_cli.add_arguments(_add(sub, "bandit", "The samplers paper's tabular bandit study: PNG + CSV in seconds."))
     rm_cli.add_arguments(_add(sub, "train-rm", "Train a Bradley-Terry reward model on chosen/rejected pairs (JSONL)."))
+    from itero.models import export as export_cli
+
+    export_cli.add_arguments(
+        _add(sub, "export", "Write a run's checkpoint as a plain save_pretrained folder (LoRA merged).")
+    )
     return parser
 
 
@@ -221,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             from itero.bandit import cli as bandit_cli
 
             return bandit_cli.run(args)
+        if args.command == "export":
+            from itero.models import export as export_cli
+
+            return export_cli.run(args)
         if args.command == "train-rm":
             from transformers.utils import logging as hf_logging
 

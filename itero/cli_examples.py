@@ -120,4 +120,14 @@ EPILOG = {
           itero bandit --setting exact --dtype float32 --out runs/bandit
           itero bandit --setting both --dtype both --samplers DPO-Unif DPO-Mix-P
     """,
+    "export": """
+        Writes RUN_OR_CHECKPOINT (a run directory: its last checkpoint; or a checkpoint folder) as a
+        plain save_pretrained folder with its tokenizer, loadable by transformers or vLLM without
+        itero or peft. A LoRA checkpoint (model.lora) holds adapters only: they are merged into
+        their base (the SFT checkpoint or the base model) first.
+
+        examples:
+          itero export runs/quickstart-lora exported/quickstart-lora
+          itero export runs/quickstart-lora/iter_3/checkpoint exported/iter3 --dtype bfloat16
+    """,
 }

@@ -216,6 +216,9 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
     from safetensors.torch import load_file
 
     if lora.is_lora(model) and lora.is_adapter_folder(path):
+        base = lora.base_name(lora.adapter_base(path))
+        if getattr(model, "itero_base", None) != base:  # the base layers hold other weights: theirs first
+            load_weights_into(model, base)
         lora.load_adapters_into(model, path)
         return
     if lora.is_adapter_folder(path):
@@ -232,6 +235,7 @@ def load_weights_into(model: PreTrainedModel, path: str | Path) -> None:
             raise ModelFileError(f"{f} cannot be read ({str(err)[:100]}): {_DAMAGED_WEIGHTS}") from None
     if lora.is_lora(model):
         lora.reset_adapters(model)
+        model.itero_base = lora.base_name(path)
         model, state = lora.base_layers(model, state)
     if is_sharded(model):  # FSDP2: each rank copies its own shard of every full tensor
         missing, unexpected = load_full_state_dict(model, state)

@@ -186,8 +186,11 @@ class AdaptersDisabled(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.policy.parameters()).device
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True):  # where callers look up the device
         return self.policy.parameters(recurse)
+
+    def requires_grad_(self, requires_grad: bool = True):  # the view is frozen by construction, not the policy
+        return self
 
     def get_input_embeddings(self):
         return self.policy.get_input_embeddings()
