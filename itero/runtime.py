@@ -74,7 +74,12 @@ class Runtime:
             load_weights_into(self.replica, self.policy_source if self.policy_source is not None else self.base_path)
             self.generator_source = self.policy_source
         elif hasattr(self.generator, "update_weights") and self.generator_source != self.policy_source:
-            self.generator.update_weights(self.policy)  # checks that the engine serves the new weights
+            if lora.is_lora(self.policy):  # the engine keeps the adapters' base and serves them as LoRA requests
+                source = self.policy_source
+                adapters = source if source is not None and lora.is_adapter_folder(source) else None
+                self.generator.load_adapter(adapters, self.policy)
+            else:
+                self.generator.update_weights(self.policy)  # checks that the engine serves the new weights
             self.generator_source = self.policy_source
 
     @property
@@ -311,6 +316,7 @@ def build_generator(cfg: Config, base_path: str, tokenizer, policy):
         enable_prefix_caching=g.vllm_prefix_caching,
         dtype=cfg.model.dtype,
         seed=cfg.loop.seed,
+        lora_rank=cfg.model.lora.r if cfg.model.lora is not None else None,
     )
 
 

@@ -19,8 +19,13 @@ logits when greedy), exactly what the hf backend returns when top_k / top_p are 
 recipes' setting). With top-k / top-p on they are of the truncated distribution the engine really
 sampled from, where the hf backend reports the untruncated one.
 
+LoRA (``model.lora``): the engine keeps the adapters' base weights and serves each adapter checkpoint
+as a LoRA request (``enable_lora``; a new ``lora_int_id`` per checkpoint folder, since vLLM caches
+adapters by id), with no weight sync. Written against vLLM's documented LoRA API; not verified on a GPU.
+
 The pure parts (``sampling_params_to_vllm``, ``build_requests``, ``continuation_requests``,
-``outputs_to_batch``) are tested on CPU with stand-in outputs; ``VLLMGenerator`` needs a GPU.
+``outputs_to_batch``, ``lora_engine_kwargs``, ``AdapterRequests``) are tested on CPU with stand-in
+outputs; ``VLLMGenerator`` needs a GPU.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from itero.batch import RolloutBatch
-from itero.generation.base import SamplingParams
+from itero.generation.base import SamplingParams, continuation_budgets
 from itero.generation.hf import _check_request, _left_pad
 from itero.generation.weight_sync import (
     check_sync,
@@ -99,15 +104,7 @@ def continuation_requests(
     token_prompts, kwargs = build_requests(prefixes, params, per_request_seeds=per_request_seeds)
     if prompt_lengths is None:
         return token_prompts, kwargs
-    if len(prompt_lengths) != len(prefixes):
-        raise ValueError(f"{len(prompt_lengths)} prompt lengths for {len(prefixes)} prefixes; give one per prefix")
-    for i, (prefix, p_len) in enumerate(zip(prefixes, prompt_lengths)):
-        budget = params.max_new_tokens - (len(prefix) - p_len)
-        if not 0 < p_len <= len(prefix) or budget < 1:
-            raise ValueError(
-                f"prefix {i} ({len(prefix)} tokens, prompt {p_len}) leaves {budget} of max_new_tokens="
-                f"{params.max_new_tokens} to generate; a continuation needs a non-empty prompt and >= 1 token left"
-            )
+    for i, budget in enumerate(continuation_budgets(prefixes, prompt_lengths, params.max_new_tokens)):
         kwargs[i]["max_tokens"] = budget
     return token_prompts, kwargs
 
@@ -172,6 +169,35 @@ def outputs_to_batch(
     )
 
 
+# max_lora_rank values vLLM accepts (vllm/config/lora.py)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_engine_kwargs(rank: int) -> dict:
+    """Engine arguments that let it serve one adapter of rank ``rank`` at a time."""
+    fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
+    if not fitting:
+        raise ValueError(f"model.lora.r={rank}: vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}")
+    return {"enable_lora": True, "max_lora_rank": fitting[0], "max_loras": 1}
+
+
+class AdapterRequests:
+    """The LoRA request arguments for the adapter folder the engine should serve: a new integer id for
+    every new folder (vLLM would serve a cached adapter under a reused id), None for the bare base."""
+
+    def __init__(self):
+        self.folder: str | None = None
+        self.serial = 0
+
+    def args(self, folder) -> dict | None:
+        if folder is None:
+            self.folder = None
+            return None
+        if str(folder) != self.folder:
+            self.folder, self.serial = str(folder), self.serial + 1
+        return {"lora_name": f"itero-{self.serial}", "lora_int_id": self.serial, "lora_path": self.folder}
+
+
 class VLLMGenerator:
     """Generator backend over an in-process ``vllm.LLM`` (GPU only), with weight sync from the learner.
 
@@ -195,6 +221,7 @@ class VLLMGenerator:
         max_model_len: int | None = None,
         per_request_seeds: bool = True,
         probe_ids: Sequence[int] | None = None,
+        lora_rank: int | None = None,
         **engine_kwargs,
     ):
         try:
@@ -215,6 +242,9 @@ class VLLMGenerator:
         if len(self.probe_ids) < 2:
             raise ValueError("the sync probe needs at least 2 tokens")
         _launcher_env()
+        if lora_rank is not None:
+            engine_kwargs = {**lora_engine_kwargs(lora_rank), **engine_kwargs}
+        self.adapters, self._lora_request = AdapterRequests(), None
         self.llm = vllm.LLM(
             model=str(model_path),
             dtype=dtype,
@@ -265,7 +295,10 @@ class VLLMGenerator:
                 "sleep(level=2) discarded the engine's weights: call sync_weights(model) before generating"
             )
         outputs = self.llm.generate(
-            token_prompts, sampling_params=[self._vllm.SamplingParams(**k) for k in kwargs], use_tqdm=False
+            token_prompts,
+            sampling_params=[self._vllm.SamplingParams(**k) for k in kwargs],
+            use_tqdm=False,
+            **self._lora_kwargs(),
         )
         return outputs_to_batch(
             outputs,
@@ -300,10 +333,26 @@ class VLLMGenerator:
 
     update_weights = sync_weights  # the name the loop calls on every backend
 
+    def load_adapter(self, folder, model: torch.nn.Module | None = None, *, check: bool = True) -> dict[str, float]:
+        """Serve the LoRA adapters saved in ``folder`` (None: the base alone) over the engine's base
+        weights. With ``check`` and the learner's ``model``, the probe's log-probs must match its own."""
+        from vllm.lora.request import LoRARequest
+
+        args = self.adapters.args(folder)
+        self._lora_request = LoRARequest(**args) if args is not None else None
+        if not check or model is None:
+            return {}
+        return check_sync(None, self.probe_logprobs(), learner=learner_probe_logprobs(model, self.probe_ids))
+
+    def _lora_kwargs(self) -> dict:
+        return {"lora_request": self._lora_request} if self._lora_request is not None else {}
+
     def probe_logprobs(self) -> list[float]:
         """The engine's log-prob of each probe token given the ones before it (prompt_logprobs)."""
         sp = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-        out = self.llm.generate([{"prompt_token_ids": self.probe_ids}], sampling_params=sp, use_tqdm=False)[0]
+        out = self.llm.generate(
+            [{"prompt_token_ids": self.probe_ids}], sampling_params=sp, use_tqdm=False, **self._lora_kwargs()
+        )[0]
         return prompt_token_logprobs(out.prompt_logprobs, self.probe_ids)
 
     # ------------------------------------------------------------------ memory

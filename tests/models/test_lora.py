@@ -207,3 +207,39 @@ def test_missing_peft_is_one_line_at_preflight(monkeypatch):
     with pytest.raises(ConfigError, match="distributed.strategy=ddp"):
         monkeypatch.delitem(sys.modules, "peft")
         lora.check_supported("zero3", "hf")
+
+
+def test_vllm_lora_requests_with_a_stand_in_engine(monkeypatch):
+    # the pure part of the vLLM backend's LoRA path: engine arguments, request ids, what generate gets
+    import types
+
+    from itero.generation import vllm as backend
+
+    assert backend.lora_engine_kwargs(4) == {"enable_lora": True, "max_lora_rank": 8, "max_loras": 1}
+    assert backend.lora_engine_kwargs(16)["max_lora_rank"] == 16
+    with pytest.raises(ValueError, match="up to 512"):
+        backend.lora_engine_kwargs(1024)
+    requests = backend.AdapterRequests()
+    first = requests.args("/run/iter_1/checkpoint")
+    assert first == {"lora_name": "itero-1", "lora_int_id": 1, "lora_path": "/run/iter_1/checkpoint"}
+    assert requests.args("/run/iter_1/checkpoint") == first  # the same folder keeps its id
+    assert requests.args("/run/iter_2/checkpoint")["lora_int_id"] == 2  # a new folder: a new id
+    assert requests.args(None) is None
+
+    class LoRARequest(dict):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+
+    module = types.ModuleType("vllm.lora.request")
+    module.LoRARequest = LoRARequest
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", module)
+    calls = []
+    gen = object.__new__(backend.VLLMGenerator)
+    gen.adapters, gen._lora_request = backend.AdapterRequests(), None
+    gen.llm = types.SimpleNamespace(generate=lambda prompts, **kw: calls.append(kw) or [])
+    gen.llm.generate([], **gen._lora_kwargs())
+    gen.load_adapter("/run/iter_1/checkpoint", check=False)
+    gen.llm.generate([], **gen._lora_kwargs())
+    gen.load_adapter(None, check=False)
+    gen.llm.generate([], **gen._lora_kwargs())
+    assert calls == [{}, {"lora_request": {**first}}, {}]
