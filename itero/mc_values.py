@@ -16,7 +16,6 @@ from itero.tracking import progress
 def mc_rollout(rt, batch: RolloutBatch, k: int, K: int):
     """VinePPO's rollout function: K continuations of each state with the policy's sampling settings,
     each within what is left of its response's token budget; (N, K) rewards of prefix + continuation."""
-    max_new = rt.cfg.generation.max_new_tokens
     counted = {"tokens": 0}  # continuation tokens generated, for the tokens axis of a comparison
 
     def rollout(states: list[tuple[int, int]]) -> torch.Tensor:
@@ -40,16 +39,13 @@ def mc_rollout(rt, batch: RolloutBatch, k: int, K: int):
     def _rollout_chunk(part: list[tuple[int, int]], params) -> list[float]:
         prefixes = [batch.response_ids[row, :n].tolist() for row, n in part]
         prompts = [batch.prompt_ids[row][batch.prompt_mask[row]].tolist() + p for (row, _), p in zip(part, prefixes)]
-        if hasattr(rt.generator, "continue_from"):  # vLLM: the engine enforces each state's remaining budget
-            lengths = [len(p) - n for p, (_, n) in zip(prompts, part)]
-            out = rt.generator.continue_from(prompts, params, prompt_lengths=lengths).to("cpu")
-        else:  # hf: generate to max_new_tokens, cut to the budget below
-            out = rt.generator.generate(prompts, params).to("cpu")
+        lengths = [len(p) - n for p, (_, n) in zip(prompts, part)]
+        out = rt.generator.continue_from(prompts, params, prompt_lengths=lengths).to("cpu")
         counted["tokens"] += int(out.response_lengths.sum())
         texts, answers, prompt_texts = [], [], []
         for i in range(out.batch_size):
             row, n = part[i // K]
-            cont = out.response_ids[i][out.response_mask[i]].tolist()[: max(max_new - n, 0)]
+            cont = out.response_ids[i][out.response_mask[i]].tolist()
             texts.append(rt.tokenizer.decode(prefixes[i // K] + cont, skip_special_tokens=True))
             answers.append(batch.answers[row])
             prompt_texts.append(batch.prompt_texts[row] if batch.prompt_texts else "")

@@ -21,6 +21,10 @@ class SamplingParams:
 
 
 class Generator(Protocol):
+    """What the loop, the samplers and VinePPO's rollouts call on a generation backend."""
+
+    batch_size: int | None  # rows per forward batch; None = all at once (the engine schedules its own)
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -37,3 +41,40 @@ class Generator(Protocol):
         ``answers`` are per prompt and are repeated n times into the batch.
         """
         ...
+
+    def continue_from(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        params: SamplingParams,
+        *,
+        prompt_lengths: Sequence[int] | None = None,
+        prompt_texts: Sequence[str] | None = None,
+        answers: Sequence[str] | None = None,
+    ) -> RolloutBatch:
+        """``params.n`` continuations of each prefix (prompt + partial response, VinePPO's states): the
+        batch's prompt_ids hold the whole prefix and its responses the continuations. With
+        ``prompt_lengths`` (the prompt part of each prefix) a continuation keeps at most what the partial
+        response left of ``max_new_tokens``, so it ends where a full sample would have."""
+        ...
+
+    def update_weights(self, model) -> None:
+        """Serve ``model``'s current weights (a no-op for a backend that samples with the module itself)."""
+        ...
+
+
+def continuation_budgets(
+    prefixes: Sequence[Sequence[int]], prompt_lengths: Sequence[int], max_new_tokens: int
+) -> list[int]:
+    """Tokens each continuation may add: ``max_new_tokens`` less the partial response already in its prefix."""
+    if len(prompt_lengths) != len(prefixes):
+        raise ValueError(f"{len(prompt_lengths)} prompt lengths for {len(prefixes)} prefixes; give one per prefix")
+    budgets = []
+    for i, (prefix, p_len) in enumerate(zip(prefixes, prompt_lengths)):
+        budget = max_new_tokens - (len(prefix) - p_len)
+        if not 0 < p_len <= len(prefix) or budget < 1:
+            raise ValueError(
+                f"prefix {i} ({len(prefix)} tokens, prompt {p_len}) leaves {budget} of max_new_tokens="
+                f"{max_new_tokens} to generate; a continuation needs a non-empty prompt and >= 1 token left"
+            )
+        budgets.append(budget)
+    return budgets

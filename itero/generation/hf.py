@@ -25,7 +25,7 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from itero.batch import RolloutBatch, position_ids
-from itero.generation.base import SamplingParams
+from itero.generation.base import SamplingParams, continuation_budgets
 from itero.generation.fast_decode import fast_decoders
 from itero.generation.kv_cache import PreallocatedLayer, preallocated_cache
 from itero.generation.sampling import StopStrings, sample_next
@@ -101,6 +101,28 @@ class HFGenerator:
             group_ids=torch.arange(len(prompts), device=device).repeat_interleave(n),
             prompt_texts=[t for t in (prompt_texts or []) for _ in range(n)],
             answers=[a for a in (answers or []) for _ in range(n)],
+        )
+
+    def continue_from(
+        self, prefixes, params: SamplingParams, *, prompt_lengths=None, prompt_texts=None, answers=None
+    ) -> RolloutBatch:
+        """Continuations of each prefix (``Generator.continue_from``). One decode runs every row to
+        ``max_new_tokens``; each is then cut to its own budget (the same random stream as ``generate``)."""
+        batch = self.generate(prefixes, params, prompt_texts=prompt_texts, answers=answers)
+        if prompt_lengths is None:
+            return batch
+        budgets = torch.tensor(continuation_budgets(prefixes, prompt_lengths, params.max_new_tokens))
+        budgets = budgets.repeat_interleave(params.n).to(batch.response_ids.device)  # (B,)
+        lengths = batch.response_lengths
+        cut = lengths > budgets
+        mask = batch.response_mask & (
+            torch.arange(batch.response_ids.shape[1], device=budgets.device) < budgets[:, None]
+        )
+        kept = [ids[m].tolist() for ids, m in zip(batch.response_ids, mask)]
+        return batch.replace(
+            response_mask=mask,
+            truncated=batch.truncated | cut,
+            response_texts=self.tokenizer.batch_decode(kept, skip_special_tokens=True),
         )
 
     def _generate_rows(self, rows, params, generator, mixture, device) -> RolloutBatch:
