@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -37,10 +38,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--sft", type=Path, default=None, help="an SFT checkpoint (RUN/sft/checkpoint); default: built")
     p.add_argument("--out", type=Path, default=None, help="work folder (default runs/vs_trl_<job>[_smoke])")
     p.add_argument("--max-rounds", type=int, default=200, help="TRL's max_steps in rounds (default 200)")
+    p.add_argument(
+        "--prompts-per-round", type=int, default=None, help="override the job's prompts per round (a shorter trial)"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny model, few prompts, short rounds (CI)")
     p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.spec = smoke(JOBS[args.job]) if args.smoke else JOBS[args.job]
+    if args.prompts_per_round:
+        args.spec = dataclasses.replace(args.spec, prompts_per_round=args.prompts_per_round)
     args.problems = args.problems or (12 if args.smoke else 2000)  # smoke: 1-digit sums leave 13 fresh
     args.out = args.out or Path("runs") / f"vs_trl_{args.job}{'_smoke' if args.smoke else ''}"
     return args
@@ -83,6 +89,7 @@ def launch(args, side: str) -> subprocess.Popen:
         str(args.max_rounds),
     ]
     cmd += ["--smoke"] if args.smoke else []
+    cmd += ["--prompts-per-round", str(args.prompts_per_round)] if args.prompts_per_round else []
     log = open(side_dir / "log.txt", "w")
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -140,6 +147,7 @@ def main(argv=None) -> int:
         "versions": versions(),
         "cpu_count": os.cpu_count(),
         "threads": {side: starts[side].get("torch_threads") for side in SIDES},
+        "clock_started": {side: starts[side].get("start") for side in SIDES},  # epoch seconds: the overlap
         "load": {"before": before, "after": after, "samples": samples},
         "sides": {side: {**report.summarise(rounds[side]), "round_log": rounds[side]} for side in SIDES},
         "accuracy": accuracy,

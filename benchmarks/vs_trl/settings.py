@@ -18,7 +18,7 @@ SMOKE_SFT = [
     "model.tiny.hidden_size=32",
     "model.tiny.num_layers=1",
     "model.tiny.intermediate_size=64",
-    "sft.steps=60",
+    "sft.steps=150",
     "sft.batch_size=16",
     "sft.lr=3e-3",
     "sft.num_examples=60",
@@ -93,7 +93,8 @@ def smoke(job: Job) -> Job:
         job,
         prompts_per_round=8,
         samples_per_prompt=4 if job.name == "grpo" else 2,
-        max_new_tokens=12,
+        temperature=1.0,  # as TINY_RUN: the tiny model's samples differ, so rewards (and gradients) do
+        max_new_tokens=20,
         epochs=2 if job.name == "grpo" else 1,
         batch_size=16 if job.name == "grpo" else 4,
         micro_batch_size=8 if job.name == "grpo" else 4,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 pytest.importorskip("trl")
 
@@ -78,5 +79,9 @@ def test_smoke_run_trains_both_and_evaluates_them_on_the_same_problems(tmp_path)
             assert (Path(round_log["checkpoint"]) / "model.safetensors").exists()
             assert row["problems"] == 12 and row["problems_sha1"] == digest
             assert row["seconds"] <= result["seconds"]  # a round counts only if it ended within the budget
+        # it trained: the last round's weights moved away from the SFT checkpoint both started from
+        last = load_file(Path(s["round_log"][-1]["checkpoint"]) / "model.safetensors")
+        start = load_file(Path(result["sft_checkpoint"]) / "model.safetensors")
+        assert max(float((last[k] - start[k]).abs().max()) for k in start) > 0
     assert [r["round"] for r in acc["trl"]] == list(range(1, result["sides"]["trl"]["rounds"] + 1))
     assert (out / "vs_trl.md").read_text().count("| itero |") >= 2 and (out / "vs_trl.png").stat().st_size > 0
