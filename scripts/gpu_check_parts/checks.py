@@ -37,6 +37,8 @@ from itero.training import sharding
 from itero.training.learner import Learner, OptimConfig, compute_logprobs
 
 GiB = 1024**3
+LR = 1e-6  # a usual RL learning rate for a full fine-tune (TRL's GRPO default)
+LORA_LR = 1e-4  # adapters train at larger rates
 
 
 @dataclass
@@ -114,27 +116,38 @@ def check_generation(run: ShapeRun) -> dict:
     return out
 
 
-def _learner_steps(model, run: ShapeRun, lr: float) -> tuple[dict, float, int | None]:
-    """One warm-up step, then ``timed_steps`` timed ones. Returns (last metrics, seconds per step, peak bytes)."""
+def _learner_steps(model, run: ShapeRun, lr: float) -> tuple[dict, float, int | None, float | None]:
+    """One warm-up step, then ``timed_steps`` timed ones. Returns (last metrics, seconds per step,
+    peak bytes, the fraction of layer 0's down_proj weights the warm-up step changed, or None when
+    that weight is frozen)."""
     batch, cfg = grpo_batch(model, run.work)
     work = run.work
     optim = OptimConfig(
         lr=lr,
         batch_size=work.train_rows,
         micro_batch_size=work.micro_rows,
+        schedule="constant",
         precision="bf16" if work.dtype == "bfloat16" else "fp32",
     )
     learner = Learner(model, optim)
     learner.start_phase(1 + work.timed_steps)
     loss_fn = lambda mb, lp: grpo.loss(mb, lp, cfg)
     units = list(range(work.train_rows))
+    probe = next(
+        (p for n, p in model.named_parameters() if n.endswith("mlp.down_proj.weight") and p.requires_grad), None
+    )
+    local = lambda p: p.to_local() if hasattr(p, "to_local") else p  # a sharded parameter: this rank's part
+    before = None if probe is None else local(probe).detach().clone()
     reset_peak(run.device)
     metrics = learner.step(batch, units, work.train_rows, loss_fn)  # warm-up; allocates the AdamW state
+    # bf16 weights lose an update smaller than half their rounding step: what share does this lr move?
+    changed = None if probe is None else float((local(probe).detach() != before).float().mean())
+    del before
     seconds = 0.0
     for _ in range(work.timed_steps):
         metrics, s = timed(lambda: learner.step(batch, units, work.train_rows, loss_fn), run.device)
         seconds += s
-    return metrics, seconds / work.timed_steps, peak_bytes(run.device)
+    return metrics, seconds / work.timed_steps, peak_bytes(run.device), changed
 
 
 def _tokens_per_step(work: Workload) -> int:
@@ -145,7 +158,7 @@ def check_learner(run: ShapeRun) -> dict:
     """One GRPO optimizer step: tokens/s and model FLOPs utilisation against the card's peak."""
     from benchmarks.bench_learner import matmul_peak
 
-    metrics, seconds, peak = _learner_steps(run.model, run, lr=1e-5)
+    metrics, seconds, peak, changed = _learner_steps(run.model, run, lr=LR)
     work, c = run.work, run.model.config
     tokens = _tokens_per_step(work)
     flops = train_flops(run.model, work)
@@ -156,6 +169,8 @@ def check_learner(run: ShapeRun) -> dict:
         peak_flops = matmul_peak(work.micro_rows * work.tokens, c.hidden_size, c.intermediate_size)
         against = "measured fp32 matmul peak of the model's shapes (benchmarks/bench_learner.py)"
     problems = [] if torch.isfinite(torch.tensor(metrics["loss"])) else [f"loss {metrics['loss']} is not finite"]
+    if not metrics["grad_norm"] > 0:
+        problems.append(f"gradient norm {metrics['grad_norm']}: the step had nothing to train on")
     return {
         "tokens_per_step": tokens,
         "step_s": round(seconds, 4),
@@ -167,6 +182,8 @@ def check_learner(run: ShapeRun) -> dict:
         "mfu_against": against,
         "loss": metrics["loss"],
         "grad_norm": metrics["grad_norm"],
+        "lr": LR,
+        "down_proj_fraction_changed": changed,
         "peak_bytes": peak,
         "problems": problems,
     }
@@ -226,7 +243,7 @@ def check_lora(run: ShapeRun) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     _, planned_adapters, est = plan(run, lora_rank=run.work.lora_rank)
     before = checksums(model)
-    metrics, seconds, peak = _learner_steps(model, run, lr=1e-3)
+    metrics, seconds, peak, _ = _learner_steps(model, run, lr=LORA_LR)
     after = checksums(model)
     moved = [name for name in before if before[name] != after[name]]
     adapters = [n for n in moved if "lora_" in n]
@@ -259,7 +276,7 @@ def check_fsdp(run: ShapeRun) -> dict:
     run.free_model()
     backend = init_process_group(run.device)
     model = sharding.shard_model(load(run.folder, run.work, run.device), "zero3", run.device)
-    metrics, seconds, peak = _learner_steps(model, run, lr=1e-5)
+    metrics, seconds, peak, _ = _learner_steps(model, run, lr=LR)
     batch, _ = grpo_batch(model, run.work, seed=1)
     before = compute_logprobs(model, batch, run.work.micro_rows)
     checkpoint = run.folder.parent / f"{run.shape}-fsdp-checkpoint"

@@ -186,10 +186,12 @@ def grpo_batch(model, work: Workload, seed: int = 0) -> tuple[RolloutBatch, grpo
         response_mask=torch.ones(B, R, dtype=torch.bool),
         group_ids=torch.arange(B).div(4, rounding_mode="floor"),
         truncated=torch.ones(B, dtype=torch.bool),
-        scores=torch.randint(0, 2, (B,), generator=g).float(),
+        scores=(torch.arange(B) % 2).float(),  # two of each group's four score 1: every group has a signal
     )
     batch = batch.replace(old_logprobs=compute_logprobs(model, batch, work.micro_rows))
-    cfg = grpo.Config()
+    # ρ unclipped (ε 0.99 below, 100 above): the timed steps, taken after the warm-up moved the
+    # weights, still have a gradient to compute however far a random model's log-probs moved
+    cfg = grpo.Config(epsilon=0.99, epsilon_high=100.0)
     return grpo.prepare(batch, cfg), cfg
 
 
