@@ -26,17 +26,35 @@ def check_models(cfg) -> tuple[object, int | None]:
     """Every model folder the run names, readable and consistent; returns the policy's tokenizer and context."""
     from itero.algorithms import ALGORITHMS
 
-    for source in ALGORITHMS[cfg.algorithm.name].models_needed(cfg.algorithm).values():
-        if source not in ("previous", "initial") and not source.startswith("run:"):  # a folder the user named
-            check_model_path(source)
+    named = {
+        role: source
+        for role, source in ALGORITHMS[cfg.algorithm.name].models_needed(cfg.algorithm).items()
+        if source not in ("previous", "initial") and not source.startswith("run:")  # a folder the user named
+    }
+    for source in named.values():
+        check_model_path(source)
     if cfg.reward.name == "model":
         check_reward_model(cfg.reward.model_path, "reward.model_path")
     if cfg.model.path is None:  # the tiny model, built with the character tokenizer
         from itero.models.tiny import build_char_tokenizer
 
-        return build_char_tokenizer(), cfg.model.tiny.max_position_embeddings
-    tokenizer = load_tokenizer(cfg.model.path)  # also checks config, weights and that the ids fit the vocabulary
-    return tokenizer, model_context(cfg.model.path)
+        tokenizer, context = build_char_tokenizer(), cfg.model.tiny.max_position_embeddings
+    else:
+        tokenizer = load_tokenizer(cfg.model.path)  # also checks config, weights and that the ids fit the vocabulary
+        context = model_context(cfg.model.path)
+    check_same_tokenizer(named, tokenizer)
+    return tokenizer, context
+
+
+def check_same_tokenizer(named: dict[str, str], tokenizer) -> None:
+    """A model whose log-probs score the policy's token ids (a teacher, a DPO model) must read them as
+    the policy does; the critic is left out, as a reward model folder may start it."""
+    for role, source in named.items():
+        if role != "critic" and load_tokenizer(source).get_vocab() != tokenizer.get_vocab():
+            raise ConfigError(
+                f"the algorithm's {role} model {source} does not share the policy's tokenizer: its log-probs "
+                "would score other tokens; give a model with the policy's tokenizer"
+            )
 
 
 def model_context(name_or_path: str) -> int | None:

@@ -21,9 +21,8 @@ from itero.training.learner import compute_logprobs
 def test_every_algorithm_meets_the_contract(name):
     algo = ALGORITHMS[name]
     assert isinstance(algo, Algorithm)
-    cfg = load_config(
-        None, [f"algorithm={name}", "algorithm.dpo_model_path=dpo"] if name == "rto" else [f"algorithm={name}"]
-    )
+    required = {"rto": ["algorithm.dpo_model_path=dpo"], "distill": ["algorithm.teacher_path=teacher"]}
+    cfg = load_config(None, [f"algorithm={name}", *required.get(name, [])])
     assert isinstance(algo.schedule(cfg.algorithm), Schedule)
     assert all(isinstance(source, str) for source in algo.models_needed(cfg.algorithm).values())
 
