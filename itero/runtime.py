@@ -74,7 +74,8 @@ class Runtime:
             load_weights_into(self.replica, self.policy_source if self.policy_source is not None else self.base_path)
             self.generator_source = self.policy_source
         elif hasattr(self.generator, "update_weights") and self.generator_source != self.policy_source:
-            if lora.is_lora(self.policy):  # the engine keeps the adapters' base and serves them as LoRA requests
+            if lora.is_lora(self.policy) and hasattr(self.generator, "load_adapter"):
+                # vLLM keeps the adapters' base and serves each adapter checkpoint as a LoRA request
                 source = self.policy_source
                 adapters = source if source is not None and lora.is_adapter_folder(source) else None
                 self.generator.load_adapter(adapters, self.policy)
