@@ -5,7 +5,8 @@ against ``model.generate`` (tokens/s); one GRPO learner step (tokens/s, model FL
 peak memory against the dry run's plan; a LoRA step; FSDP2 on one rank (NCCL on CUDA) with a
 gathered checkpoint reloaded. Writes OUT/gpu_check.json and OUT/gpu_check.md (docs/results/gpu.md
 says how to run it and what each column means). Each check runs in its own try/except; once
-``--budget-s`` is spent the remaining checks are skipped, not started.
+``--budget-s`` is spent the remaining checks are skipped, not started. Both files are rewritten after
+every check, so a run stopped from outside leaves the checks it finished.
 
     python scripts/gpu_check.py --device cuda --out gpu_check_out            # sized for < 8 min on one H100
     python scripts/gpu_check.py --device cpu --shapes tiny --out /tmp/gc     # what CI runs
@@ -76,6 +77,14 @@ def progress(started: float, shape: str, name: str, record: dict) -> None:
     )
 
 
+def write(result: dict, out: Path, started: float) -> None:
+    """Both files, rewritten after every check: a run killed from outside leaves what it had."""
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "gpu_check.md").write_text(markdown(result))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one progress line per check instead
@@ -87,17 +96,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         for shape in args.shapes:
             run = ShapeRun(shape, Path(tmp) / shape, work, device)
+            result["shapes"][shape] = run.results
             for name in args.checks:
                 run.results[name] = run_check(name, run, started, args.budget_s)
                 progress(started, shape, name, run.results[name])
+                write(result, args.out, started)
             run.free_model()
-            result["shapes"][shape] = run.results
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-    result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "gpu_check.md").write_text(markdown(result))
+    write(result, args.out, started)
     failed = [
         f"{s}/{c}" for s, checks in result["shapes"].items() for c, r in checks.items() if r["status"] != "passed"
     ]
