@@ -16,6 +16,7 @@ from .prepare import build_sft, export_prompts
 from .settings import JOBS, smoke
 
 SIDES = ("itero", "trl")
+SCRIPT = Path(__file__).resolve().parents[1] / "vs_trl.py"  # each side runs as this script's --worker
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -72,7 +73,7 @@ def launch(args, side: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
     cmd = [
         sys.executable,
-        sys.argv[0],
+        str(SCRIPT),
         "--worker",
         side,
         "--job",
