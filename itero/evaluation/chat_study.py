@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,27 @@ def heldout_accuracy(rm_path: Path, rows: list[dict]) -> float:
     return float(((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).mean())
 
 
+def kind_pairs(count: int, seed: int) -> dict[str, list[dict]]:
+    """Clean pairs that isolate one half of the rule: correctness at equal form, or length among correct answers."""
+    rng = random.Random(seed)
+    out: dict[str, list[dict]] = {
+        "correct_vs_wrong_concise": [],
+        "correct_vs_wrong_padded": [],
+        "concise_vs_padded": [],
+    }
+    for _ in range(count):
+        a, b, form = chat_rule.draw_problem(rng)
+        text, fillers = chat_rule.prompt(a, b, form), rng.sample(chat_rule.FILLERS, 1)
+        wrong = rng.choice([s for s in range(2 * chat_rule.HIGH - 1) if s != a + b])
+        for kind, chosen, rejected in (
+            ("correct_vs_wrong_concise", chat_rule.concise(a + b), chat_rule.concise(wrong)),
+            ("correct_vs_wrong_padded", chat_rule.padded(a, b, a + b, fillers), chat_rule.padded(a, b, wrong, fillers)),
+            ("concise_vs_padded", chat_rule.concise(a + b), chat_rule.padded(a, b, a + b, fillers)),
+        ):
+            out[kind].append({"prompt": text, "chosen": chosen, "rejected": rejected})
+    return out
+
+
 def prepare(args) -> dict:
     data, seed = args.data, args.seed
     data.mkdir(parents=True, exist_ok=True)
@@ -75,11 +97,18 @@ def prepare(args) -> dict:
         "proxy_noise_realised": sum(r["flipped"] for r in proxy) / len(proxy),
         "gold_heldout_accuracy": heldout_accuracy(data / "gold_rm", heldout),
         "proxy_heldout_accuracy": heldout_accuracy(data / "proxy_rm", heldout),
+        "by_kind": by_kind(data, args.heldout_pairs // 2, seed + 5),
         "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
     }
     (data / "prepare.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "args"}))
     return summary
+
+
+def by_kind(data: Path, count: int, seed: int) -> dict:
+    """Each reward model's accuracy on pairs that differ in correctness only, or in length only."""
+    pairs = kind_pairs(count, seed)
+    return {rm: {k: heldout_accuracy(data / rm, rows) for k, rows in pairs.items()} for rm in ("gold_rm", "proxy_rm")}
 
 
 def train(out: Path, preset: str, name: str, overrides: list[str]) -> Path:

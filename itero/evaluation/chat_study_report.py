@@ -23,6 +23,7 @@ COLUMNS = (
     ("proxy_reward", "proxy reward"),
     ("kl", "KL (nats)"),
     ("rule_win_rate", "WR (rule)"),
+    ("rule_score", "rule score"),
     ("correct", "correct"),
     ("length", "length (chars)"),
 )
@@ -33,6 +34,7 @@ def rule_numbers(rows: list[dict]) -> dict:
     n = len(rows)
     return {
         "rule_win_rate": sum(chat_rule.rule_preference(r["prompt"], r["policy"], r["reference"]) for r in rows) / n,
+        "rule_score": sum(chat_rule.gold_score(r["prompt"], r["policy"]) for r in rows) / n,
         "correct": sum(chat_rule.is_correct(r["prompt"], r["policy"]) for r in rows) / n,
         "length": sum(r["policy_length"] for r in rows) / n,
     }
@@ -105,24 +107,24 @@ def plot(runs: dict[str, dict[int, list[dict]]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     colours = plt.get_cmap("tab10")
-    for i, (preset, seeds) in enumerate(runs.items()):
-        for j, (_, points) in enumerate(sorted(seeds.items())):
-            ax.errorbar(
-                [p["kl"] for p in points],
-                [p["mean_reward"] for p in points],
-                xerr=[p["kl_stderr"] for p in points],
-                yerr=[p["mean_reward_stderr"] for p in points],
-                marker="o",
-                markersize=3,
-                linewidth=1,
-                color=colours(i % 10),
-                label=preset if j == 0 else None,
-            )
-    ax.set_xlabel("KL(policy ‖ SFT), nats per response")
-    ax.set_ylabel("gold reward (gold RM)")
-    ax.legend(fontsize=7, ncol=2)
+    for ax, key, label in zip(axes, ("mean_reward", "rule_score"), ("gold reward (gold RM)", "rule score (exact)")):
+        for i, (preset, seeds) in enumerate(runs.items()):
+            for j, (_, points) in enumerate(sorted(seeds.items())):
+                ax.errorbar(
+                    [p["kl"] for p in points],
+                    [p[key] for p in points],
+                    yerr=[p["mean_reward_stderr"] for p in points] if key == "mean_reward" else None,
+                    marker="o",
+                    markersize=3,
+                    linewidth=1,
+                    color=colours(i % 10),
+                    label=preset if j == 0 else None,
+                )
+        ax.set_xlabel("KL(policy ‖ SFT), nats per response")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
