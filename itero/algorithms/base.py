@@ -9,6 +9,12 @@ Sources in ``models_needed``: ``"previous"`` is the policy as the iteration star
 the policy RL starts from (after the SFT warm-up), ``"run:<folder>"`` a folder of this run (RTO's
 in-run DPO model), anything else a model folder or hub name. A role ending in ``_logits`` is a model
 whose full next-token distributions the loss needs during training (TDPO).
+
+State carried from one iteration to the next (the adaptive KL coefficient) is an ``IterationState``
+that ``schedule`` hands over: the stages run iteration k's ``select``, ``prepare``, loss and value
+loss with ``state.config(cfg)`` of the state saved after iteration k−1 (a fresh state for k = 1), and
+save ``state.update(prepared)``'s result in ``iter_k/<state.name>.json`` before the prepare stage
+ends. The sequence of states is a function of the run directory, so a resumed run repeats it.
 """
 
 from __future__ import annotations
@@ -112,6 +118,24 @@ def default_schedule(cfg: Any) -> Schedule:
     return Schedule()
 
 
+class IterationState(Protocol):
+    """What an algorithm carries across iterations (module docstring); JSON-able floats as state."""
+
+    name: str  # the file iter_k/<name>.json
+
+    def config(self, cfg: Any) -> Any:
+        """The iteration's config: ``cfg`` with the state's values in (β of the adaptive KL)."""
+        ...
+
+    def update(self, prepared: RolloutBatch) -> dict[str, float]:
+        """Advance the state with the iteration's prepared batch; returns what prepare.json logs."""
+        ...
+
+    def state_dict(self) -> dict[str, float]: ...
+
+    def load_state_dict(self, state: dict[str, float]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How the loop trains an algorithm, as its config decides."""
@@ -121,3 +145,4 @@ class Schedule:
     actor_frozen_iterations: int = 0  # the first N iterations train the critic only
     critic_lr: float | None = None  # a critic trained after the actor with the module's value_loss
     pre_runs: tuple[PreRun, ...] = ()  # runs of the same loop it needs before its first iteration
+    state: Callable[[], IterationState] | None = None  # a fresh state carried across iterations

@@ -7,20 +7,27 @@ with the learner before training (``needs_old_logprobs``). By default every log-
 trained one) is of softmax(logits / T) at the sampling temperature T, as TRL and VinePPO do, so the
 ratio compares the distribution the rollouts really came from; ``logprobs_at_sampling_temperature:
 false`` uses T = 1.
+
+β can move between iterations (``kl_ctrl: adaptive``, Ziegler et al. 2019 as verl's ``algorithm.kl_ctrl``):
+iteration k runs with the β the controller holds after iteration k−1's update, and its own prepared
+batch's KL(π_old‖π_ref) then updates it (:class:`AdaptiveKLCoef`, carried by the loop as an
+``IterationState``).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from itero.algorithms.base import Context, LossFn, Schedule, TrainContext, loss_with_logits, plain_loss
 from itero.batch import RolloutBatch
 from itero.core.advantages import scale_negative_advantages, zero_variance_group_fraction
-from itero.core.kl import kl_estimate
+from itero.core.kl import AdaptiveKLController, kl_estimate, mean_sequence_kl
 from itero.core.logprobs import token_entropy
 from itero.core.losses import clipped_pg_loss, entropy_bonus_loss
 from itero.core.masked import masked_mean
@@ -31,12 +38,29 @@ from itero.schema import Section
 LossAgg = Literal["token-mean", "seq-mean-token-mean", "dr-grpo", "seq-mean-token-sum-norm"]
 
 
-class PolicyGradientConfig(Section):
+class KLCoefConfig(Section):
+    """The KL coefficient β and how it moves between iterations (verl's ``algorithm.kl_ctrl``)."""
+
+    beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
+    kl_ctrl: Literal["fixed", "adaptive"] = "fixed"  # adaptive: β starts at ``beta``, steered toward kl_target
+    kl_target: float = Field(0.1, gt=0.0)  # verl's target_kl: the per-token KL(π_old‖π_ref) aimed at
+    kl_horizon: float = Field(10000.0, gt=0.0)  # verl's and TRL's horizon, in samples: β moves by ±20 %·n/horizon
+
+    @model_validator(mode="after")
+    def _adaptive_needs_beta(self):
+        if self.kl_ctrl == "adaptive" and self.beta == 0:
+            raise ValueError(
+                "algorithm.kl_ctrl=adaptive multiplies β, which is algorithm.beta=0 here and would stay 0: "
+                "set algorithm.beta to the starting coefficient (verl's kl_coef, e.g. 0.001)"
+            )
+        return self
+
+
+class PolicyGradientConfig(KLCoefConfig):
     """Fields of every clipped policy-gradient algorithm; each algorithm's ``Config`` adds its own."""
 
     epsilon: float = Field(0.2, gt=0.0, lt=1.0)  # ε_low: ρ is clipped below at 1 − ε
     epsilon_high: float | None = Field(None, gt=0.0)  # ρ clipped above at 1 + ε_high; None = ε (DAPO: 0.28)
-    beta: float = Field(0.0, ge=0.0)  # KL coefficient (TRL GRPO 0.0: no reference model is loaded)
     reference: Literal["initial", "previous"] = "initial"  # the KL's π_ref: initial model (TRL) or previous iterate
     # clamp the per-token KL estimate (loss or reward) to ±c: verl, OpenRLHF and VinePPO use 10; null = TRL (none)
     kl_clamp: float | None = Field(10.0, gt=0.0)
@@ -63,6 +87,11 @@ class PolicyGradientConfig(Section):
     def kl_loss_coef(self) -> float:
         """β of the k3 KL loss term; an algorithm that puts the KL in the reward instead returns 0."""
         return self.beta
+
+    @property
+    def measured_kl_estimator(self) -> str:
+        """The estimator of the KL the adaptive controller reads: that of the KL term (k3 for the loss)."""
+        return "k3"
 
     @property
     def clip_high(self) -> float:
@@ -97,7 +126,46 @@ def models_needed(cfg: PolicyGradientConfig) -> dict[str, str]:
 
 
 def schedule(cfg: PolicyGradientConfig) -> Schedule:
-    return Schedule(logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature)
+    return Schedule(logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature, state=kl_state(cfg))
+
+
+class AdaptiveKLCoef:
+    """The adaptive β as an ``IterationState`` (``base.py``): ``config`` puts the controller's β in the
+    config; ``update`` reads the prepared batch's KL as verl's ``apply_kl_penalty`` does (per-response
+    token mean of the KL term's estimate of π_old against π_ref, averaged; n_steps = the batch's rows)."""
+
+    name = "kl_ctrl"
+
+    def __init__(self, cfg: PolicyGradientConfig):
+        self.controller = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon)
+        self.estimator, self.clamp = cfg.measured_kl_estimator, cfg.kl_clamp
+
+    def config(self, cfg: PolicyGradientConfig) -> PolicyGradientConfig:
+        return cfg.model_copy(update={"beta": self.controller.value})
+
+    def update(self, prepared: RolloutBatch) -> dict[str, float]:
+        n = prepared.batch_size
+        if n > 5 * self.controller.horizon:  # 1 − 0.2·n/horizon < 0: a KL below target would flip β's sign
+            raise ValueError(
+                f"algorithm.kl_horizon={self.controller.horizon:g} is below a fifth of the {n} rows of one "
+                "iteration: one update could make β negative; raise kl_horizon (verl: 10000)"
+            )
+        kl = mean_sequence_kl(
+            prepared.old_logprobs, prepared.ref_logprobs, prepared.response_mask, self.estimator, self.clamp
+        )
+        self.controller.update(kl, n)
+        return {"kl_ctrl_kl": kl, "kl_coef_next": self.controller.value}
+
+    def state_dict(self) -> dict[str, float]:
+        return self.controller.state_dict()
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.controller.load_state_dict(state)
+
+
+def kl_state(cfg: PolicyGradientConfig) -> Callable[[], AdaptiveKLCoef] | None:
+    """The schedule's carried state: the adaptive β, or nothing when β is fixed."""
+    return functools.partial(AdaptiveKLCoef, cfg) if cfg.kl_ctrl == "adaptive" else None
 
 
 def pull_logprobs(batch: RolloutBatch, cfg: PolicyGradientConfig, ctx: Context | None) -> RolloutBatch:
@@ -106,6 +174,8 @@ def pull_logprobs(batch: RolloutBatch, cfg: PolicyGradientConfig, ctx: Context |
     the previous iterate as reference, π_old is that same forward."""
     if ctx is None:
         return batch
+    if cfg.beta > 0:  # the iteration's β (the adaptive controller's, or the fixed one), for `itero compare`
+        ctx.stats["kl_coef"] = cfg.beta
     if cfg.needs_reference:
         batch = batch.replace(ref_logprobs=ctx.logprobs("reference"))
     return batch.replace(old_logprobs=ctx.logprobs("old"))

@@ -70,6 +70,10 @@ class Config(PolicyGradientConfig):
     def kl_loss_coef(self) -> float:
         return self.beta if self.kl_mode == "loss" else 0.0
 
+    @property
+    def measured_kl_estimator(self) -> str:
+        return self.kl_estimator if self.kl_mode == "reward" else "k3"
+
     @model_validator(mode="after")
     def _consistent(self):
         if self.advantage_estimator == "gae" and self.value_model == "none":
@@ -103,6 +107,7 @@ def schedule(cfg: Config) -> Schedule:
         logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature,
         actor_frozen_iterations=cfg.critic_warmup,
         critic_lr=cfg.value_lr if cfg.needs_critic else None,
+        state=policy_gradient.kl_state(cfg),
     )
 
 

@@ -40,6 +40,17 @@ def kl_reward(
     return -coef * k * mask.to(k.dtype)
 
 
+def mean_sequence_kl(
+    logprobs: Tensor, ref_logprobs: Tensor, mask: Tensor, kind: str = "k1", clamp: float | None = None
+) -> float:
+    """The batch's KL as the adaptive controller reads it (verl's ``apply_kl_penalty``): the token
+    mean of k_t over each response (B, T), averaged over the B responses; an empty response counts 0."""
+    m = mask.to(torch.float32)
+    per_token = kl_estimate(logprobs, ref_logprobs, kind, clamp) * m
+    per_sequence = per_token.sum(-1) / m.sum(-1).clamp(min=1.0)  # (B,)
+    return float(per_sequence.mean())
+
+
 class AdaptiveKLController:
     """Adaptive KL coefficient (Ziegler et al. 2019; TRL's and OpenRLHF's ``AdaptiveKLController``).
 

@@ -12,6 +12,7 @@ from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
 from itero.runtime import Runtime
 from itero.stages.context import PrepareContext
+from itero.stages.iteration_state import save_state, state_before
 from itero.tracking.rundir import atomic_torch_save, atomic_write_json, atomic_write_jsonl, load_stage
 
 
@@ -24,13 +25,18 @@ def logprob_temperature(rt: Runtime) -> float:
 
 def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     batch = load_stage(d / "scored.pt")
-    algo, cfg = rt.algo, rt.cfg.algorithm
+    algo, state = rt.algo, state_before(rt, k)
+    cfg = rt.cfg.algorithm if state is None else state.config(rt.cfg.algorithm)
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     prepared = selected
     if selected.batch_size:
         ctx = PrepareContext(rt, selected, k, start, algo.models_needed(cfg), logprob_temperature(rt))
         prepared = algo.prepare(selected, cfg, ctx)
         stats.update(ctx.stats)
+        if state is not None:
+            stats.update(state.update(prepared))
+    if state is not None:  # before prepared.pt marks the stage done: iteration k+1 starts from it
+        save_state(d, state)
     prepared, tis = importance_weighted(rt, prepared)
     stats.update(tis)
     stats.update(batch_diagnostics(prepared))
