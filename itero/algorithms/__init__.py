@@ -16,10 +16,11 @@ the actor with the module's ``value_loss``), ``needs_mc_values`` (VinePPO: the m
 A new algorithm is one new file plus one entry below.
 """
 
-from itero.algorithms import cispo, distill, dpo, grpo, gspo, ppo, raft, reinforce_pp, rloo, rto, vineppo
+from itero.algorithms import cispo, dapo, distill, dpo, grpo, gspo, ppo, raft, reinforce_pp, rloo, rto, vineppo
 
 ALGORITHMS = {
     "cispo": cispo,
+    "dapo": dapo,
     "distill": distill,
     "dpo": dpo,
     "grpo": grpo,

@@ -75,6 +75,17 @@ class PreRun:
     lr: float | None = None  # None: the run's training.lr
 
 
+@dataclass(frozen=True)
+class DynamicSampling:
+    """DAPO's dynamic sampling, run by the generate stage (``stages/dynamic_sampling.py``): groups whose
+    correct flags are all equal are dropped and further prompts of the seeded pool are sampled, round
+    after round, until ``loop.prompts_per_iteration`` groups are kept (verl's ``filter_groups``)."""
+
+    max_rounds: int = 0  # generation rounds per iteration at most; 0 = no cap (verl's max_num_gen_batches)
+    prompts_per_round: int | None = None  # None: loop.prompts_per_iteration (verl's gen_batch_size)
+    train_when_capped: bool = False  # at the cap: train the groups kept so far; False = stop with an error (verl)
+
+
 @runtime_checkable
 class Algorithm(Protocol):
     """One file in ``itero/algorithms/``; ``ALGORITHMS`` maps its name to the module."""
@@ -145,4 +156,5 @@ class Schedule:
     actor_frozen_iterations: int = 0  # the first N iterations train the critic only
     critic_lr: float | None = None  # a critic trained after the actor with the module's value_loss
     pre_runs: tuple[PreRun, ...] = ()  # runs of the same loop it needs before its first iteration
+    dynamic_sampling: DynamicSampling | None = None  # refill the batch with groups of mixed correctness
     state: Callable[[], IterationState] | None = None  # a fresh state carried across iterations

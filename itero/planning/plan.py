@@ -138,6 +138,13 @@ def format_plan(plan: StagePlan, cfg) -> str:
             f"  note: iterations 1-{warmup} train the critic only (algorithm.critic_warmup): the policy takes "
             f"{(plan.iterations - warmup) * it.steps:,} of the optimizer steps above"
         )
+    spec = algo.schedule(cfg.algorithm).dynamic_sampling
+    if spec is not None:
+        rounds = f"at most {spec.max_rounds}" if spec.max_rounds else "no cap on the"
+        lines.append(
+            f"  note: dynamic sampling generates rounds of {spec.prompts_per_round or it.prompts:,} prompts until "
+            f"{it.prompts:,} groups of mixed correctness are kept ({rounds} rounds): the generation above is one round"
+        )
     lines += [f"  note: {n}" for n in _pool_notes(plan, cfg)]
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ Each writes its metrics (``<stage>.json``) and then its output, whose appearing 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import time
@@ -18,6 +19,7 @@ from itero.batch import RolloutBatch
 from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
 from itero.runtime import Runtime
 from itero.samplers import sources
+from itero.stages import dynamic_sampling
 from itero.tracking import progress
 from itero.tracking.rundir import atomic_torch_save, atomic_write_json, atomic_write_jsonl, load_stage
 
@@ -33,32 +35,13 @@ def prompts_for(rt: Runtime, k: int) -> list:
 
 def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     rt.ensure_policy(start)
-    problems = prompts_for(rt, k)
-    params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k)
-    g = rt.cfg.generation
-    plan = sources.plan(
-        g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples
-    )
-    t0, parts, chunk, dist = time.perf_counter(), [], g.prompts_per_call, distributed.current()
-    with progress.stage(f"[iter {k}] generate", len(problems), rt.cfg.logging.progress) as advance:
-        for s in range(0, len(problems), chunk):
-            if not dist.mine(s // chunk):  # data parallel: chunk i on rank i mod W, seeded by its offset
-                continue
-            ps = problems[s : s + chunk]
-            texts = [rt.task.render(p) for p in ps]
-            b = sources.generate(
-                rt.generator,
-                rt.initial_policy,
-                [rt.encode(t) for t in texts],
-                dataclasses.replace(params, seed=params.seed + s),
-                plan,
-                prompt_texts=texts,
-                answers=[p.answer for p in ps],
-            )
-            parts.append((s, b.to("cpu").replace(group_ids=b.group_ids.cpu() + s)))
-            advance(len(ps) * dist.world_size)
-    parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
-    batch = RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
+    spec = rt.algo.schedule(rt.cfg.algorithm).dynamic_sampling
+    t0, n = time.perf_counter(), rt.cfg.loop.prompts_per_iteration
+    with progress.stage(f"[iter {k}] generate", n, rt.cfg.logging.progress) as advance:
+        if spec is None:
+            batch, stats = sample(rt, k, prompts_for(rt, k), advance), {}
+        else:  # DAPO: rounds of further prompts until n groups of mixed correctness are kept
+            batch, stats = dynamic_sampling.refill(rt, k, spec, functools.partial(sample, rt, k, advance=advance))
     seconds = time.perf_counter() - t0
     tokens = int(batch.response_lengths.sum())
     atomic_write_json(
@@ -69,9 +52,39 @@ def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
             "tokens_per_second": tokens / seconds,
             "response_length": float(batch.response_lengths.float().mean()),
             "truncation_rate": float(batch.truncated.float().mean()),
+            **stats,
         },
     )
     atomic_torch_save(d / "rollouts.pt", batch)
+
+
+def sample(rt: Runtime, k: int, problems: list, advance, round_: int = 0, first_group: int = 0) -> RolloutBatch:
+    """Samples of ``problems`` on every rank; group ids count from ``first_group``. Round 0 is iteration
+    k's plain generation; a refill round r has its own seeds (iteration k, round r, prompt offset)."""
+    params = rt.sampling_params(seed=rt.cfg.loop.seed * 100_003 + k + round_ * 1_000_003)
+    g = rt.cfg.generation
+    plan = sources.plan(
+        g.sampler if k >= g.sampler_from_iteration else "online", g.n_samples_per_prompt, g.mixp_on_policy_samples
+    )
+    parts, chunk, dist = [], g.prompts_per_call, distributed.current()
+    for s in range(0, len(problems), chunk):
+        if not dist.mine(s // chunk):  # data parallel: chunk i on rank i mod W, seeded by its offset
+            continue
+        ps = problems[s : s + chunk]
+        texts = [rt.task.render(p) for p in ps]
+        b = sources.generate(
+            rt.generator,
+            rt.initial_policy,
+            [rt.encode(t) for t in texts],
+            dataclasses.replace(params, seed=params.seed + s),
+            plan,
+            prompt_texts=texts,
+            answers=[p.answer for p in ps],
+        )
+        parts.append((s, b.to("cpu").replace(group_ids=b.group_ids.cpu() + first_group + s)))
+        advance(len(ps) * dist.world_size)
+    parts = sorted((p for rank_parts in dist.gather_objects(parts) for p in rank_parts), key=lambda p: p[0])
+    return RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
 
 
 def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
