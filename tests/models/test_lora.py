@@ -166,6 +166,8 @@ def test_the_hf_generator_samples_from_the_adapted_model(base):
             if "lora_B" in name:
                 p.normal_(0, 1.0, generator=torch.Generator().manual_seed(1))
     assert not torch.equal(generator.generate(prompts, params).response_ids, before)
+    # the reference sampler (generation.sampler=ref) generates from the view: the base model again
+    assert torch.equal(HFGenerator(AdaptersDisabled(policy), tok).generate(prompts, params).response_ids, before)
 
 
 def test_lora_params_and_memory_by_hand():
