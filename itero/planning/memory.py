@@ -69,6 +69,7 @@ class ModelMemory:
     grads: int
     optimizer: int
     on_gpu: bool = True
+    lora: bool = False  # adapters over a frozen base: replicated (ddp), never sharded
 
     @property
     def total(self) -> int:
@@ -107,7 +108,7 @@ def model_memory(role: ModelRole, dist, weight_bytes: int) -> ModelMemory:
     n, strategy, p = dist.num_processes, dist.strategy, role.shape.params()
     if role.adapter_params:  # fp32 adapters: 4 bytes weights + 4 gradients + 8 AdamW moments
         a = role.adapter_params
-        return ModelMemory(role.role, role.name, p + a, p * weight_bytes + 4 * a, 4 * a, 8 * a)
+        return ModelMemory(role.role, role.name, p + a, p * weight_bytes + 4 * a, 4 * a, 8 * a, lora=True)
     full_shard = strategy in ("zero3", "fsdp")
     if not role.trained:
         on_gpu = dist.reference_device == "same"
@@ -191,7 +192,7 @@ def _suggestions(est: MemoryEstimate) -> list[str]:
         return ["more or larger GPUs"]
     if not dist.offload_optimizer and any(m.optimizer for m in est.models):
         out.append("distributed.offload_optimizer=true (AdamW state in CPU RAM; slower steps)")
-    if dist.strategy in ("ddp", "zero2"):
+    if dist.strategy in ("ddp", "zero2") and not any(m.lora for m in est.models):  # LoRA runs ddp only
         out.append(f"distributed.strategy=zero3 (shards the weights too over {dist.num_processes} GPUs)")
     if not dist.gradient_checkpointing and est.activations > 0.1 * est.gpu_memory_gb * GiB:
         out.append("distributed.gradient_checkpointing=true")

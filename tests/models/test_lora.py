@@ -15,7 +15,7 @@ from itero.models import lora
 from itero.models.loading import load_model, load_tokenizer, load_weights_into
 from itero.models.lora import AdaptersDisabled, LoraSettings, apply_lora
 from itero.models.tiny import save_tiny
-from itero.planning.memory import ModelRole, model_memory
+from itero.planning.memory import ModelRole, fits, model_memory
 from itero.planning.shapes import ModelShape
 from itero.schema import ConfigError
 from itero.training.learner import Learner, OptimConfig, compute_logprobs
@@ -200,6 +200,9 @@ def test_dry_run_shows_the_saving_and_no_reference_copy():
     assert est.states < full.states / 3
     assert any("reference = the policy with its LoRA adapters disabled" in n for n in notes)
     assert any(n.startswith("LoRA r=8") and "saved" in n for n in notes)
+    small = est.__class__(**{**est.__dict__, "gpu_memory_gb": 0.01})  # does not fit: what to change
+    advice = fits(small, 0.01)[0]
+    assert "will NOT fit" in advice and "zero3" not in advice  # a sharded strategy is refused with LoRA
 
 
 def test_missing_peft_is_one_line_at_preflight(monkeypatch):
