@@ -6,6 +6,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 
 import itero.generation.fast_decode as fast_decode
 import itero.generation.hf as hf
+import itero.generation.stepper as stepper_module
 from itero.generation.base import SamplingParams
 from itero.generation.fast_decode import FastDecoder, unsupported_reason
 from itero.generation.hf import HFGenerator, Mixture
@@ -116,7 +117,7 @@ def test_fast_logits_equal_generic_with_left_padding_and_dropped_rows(name, dtyp
     prompt_ids, prompt_mask = hf._left_pad([tokenizer.encode(t, add_special_tokens=False) for t in TEXTS], 0, "cpu")
     R = 8
     with torch.inference_mode():
-        generic, fast, truth = (hf._Stepper(m, None, prompt_ids.shape[1] + R) for m in (model, model, exact))
+        generic, fast, truth = (stepper_module.Stepper(m, None, prompt_ids.shape[1] + R) for m in (model, model, exact))
         generic.fast = truth.fast = None
         assert fast.fast is not None
         steppers = (generic, fast, truth)
@@ -175,7 +176,7 @@ def test_fast_path_sees_the_current_weights(build, tokenizer, prompts, monkeypat
         model.model.layers[0].self_attn.k_proj.weight.mul_(-3.0)
         model.model.layers[1].mlp.up_proj.weight.mul_(2.0)
     after = gen.generate(prompts, greedy)
-    monkeypatch.setattr(hf, "fast_decoders", lambda *args: None)
+    monkeypatch.setattr(stepper_module, "fast_decoders", lambda *args: None)
     reference = gen.generate(prompts, greedy)
     assert not torch.allclose(before.sampler_logprobs, after.sampler_logprobs)
     assert torch.equal(after.response_ids, reference.response_ids)

@@ -193,7 +193,7 @@ def test_batch_tensors_can_enter_autograd(policy, tokenizer, prompts, learner_lo
 def test_prefill_in_length_buckets_matches_one_padded_batch(
     monkeypatch, policy, other_model, tokenizer, learner_logits
 ):
-    import itero.generation.hf as hf
+    import itero.generation.stepper as hf  # the stepper holds the prefill and the fast-path switch
 
     monkeypatch.setattr(hf, "fast_decoders", lambda *args: None)  # buckets are the generic path's prefill
     texts = ["x", "12+7=", "ab", "Solve: 3*4 = ", "The answer is \\boxed{", "q", "7*8-1=", "hello there, "]
