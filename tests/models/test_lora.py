@@ -91,6 +91,11 @@ def test_checkpoint_holds_adapters_and_loads_back(base, tmp_path):
     fresh.itero_base = lora.base_name(path)
     load_weights_into(fresh, folder)
     assert torch.equal(compute_logprobs(fresh, batch, 4), expected)
+    resumed = Learner(fresh, learner.cfg)  # the adapters' AdamW state comes back with them
+    resumed.load_state(folder, 3)
+    moments = lambda opt: [s["exp_avg"] for s in opt.state_dict()["state"].values()]
+    assert len(moments(resumed.optimizer)) == len(lora.adapter_state(fresh))
+    assert all(torch.equal(a, b) for a, b in zip(moments(resumed.optimizer), moments(learner.optimizer)))
     merged = load_model(str(folder))  # frozen / eval use: base + adapters merged into a plain model
     assert not lora.is_lora(merged)
     torch.testing.assert_close(compute_logprobs(merged, batch, 4), expected, rtol=0, atol=1e-5)
