@@ -12,8 +12,8 @@ import torch
 from itero.config import GenerationConfig
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
-from itero.generation.vllm import (
-    VLLMGenerator,
+from itero.generation.vllm import VLLMGenerator
+from itero.generation.vllm_requests import (
     build_requests,
     continuation_requests,
     outputs_to_batch,
