@@ -64,11 +64,11 @@ def iterations(rt: Runtime, start: Path | None) -> Path | None:
 
 def pre_run(rt: Runtime, pre: PreRun, start: Path | None) -> None:
     """A run the algorithm asks for before its first iteration (RTO's DPO model), in ``<run>/<folder>/``:
-    the same stages from the initial policy, so it resumes like the rest; the policy then holds its result."""
+    the same stages from the initial policy, so it resumes like the rest; it shares this run's model
+    pool, so the policy then holds its result."""
     sub_cfg = pre_run_config(rt.cfg, pre)
     sub = dataclasses.replace(rt, cfg=sub_cfg, run=rt.run / pre.folder, algo=ALGORITHMS[sub_cfg.algorithm.name])
     iterations(sub, start)
-    rt.policy_source, rt.generator_source = sub.policy_source, sub.generator_source
     rt.learner.end_phase()
 
 
@@ -93,7 +93,7 @@ def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
     ):
         with stopped_on_divergence(rt.cfg, f"iteration {k}", start):
             run_stage(d, output, functools.partial(stage, rt, d, k, start), stage.__name__, rt.config_sha)
-    rt.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
+    rt.models.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
     e, last = rt.cfg.eval, k == rt.cfg.loop.iterations
     if k % e.every == 0 or last:
         evaluate(rt, d, d / "checkpoint")

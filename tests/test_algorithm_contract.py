@@ -69,8 +69,9 @@ def test_a_new_input_is_one_role_and_one_pull(tmp_path):
         tokenizer=tok,
         policy=policy,
         learner=SimpleNamespace(sharded=False),
-        ensure_policy=lambda checkpoint: None,
-        frozen_model=lambda path: loaded.append(path) or teacher,
+        models=SimpleNamespace(  # the pool: the live policy for "previous", frozen models by path
+            model=lambda source, start: policy if source == "previous" else loaded.append(source) or teacher
+        ),
     )
     batch = text_batch(tok, ["1+2=", "1+2="], ["3", "4"], scores=[1.0, -1.0], group_ids=[0, 0])
     atomic_torch_save(tmp_path / "scored.pt", batch)

@@ -37,7 +37,7 @@ def evaluate(job: Job, sft: Path, work: Path, sides: dict[str, list[dict]], prob
     rt = build_runtime(cfg, work / "eval", task)
 
     def decode(checkpoint: Path | None) -> list[bool]:
-        rt.ensure_policy(checkpoint)
+        rt.models.ensure_policy(checkpoint)
         return greedy_verdicts(rt.generator, rt.encode, task, fresh, rt.reward, job.max_new_tokens)
 
     start = decode(None)  # model.path is the SFT checkpoint: the policy both sides start from

@@ -61,7 +61,7 @@ def run(job: Job, sft: str, out: Path, seconds: float, threads: int) -> None:
     build_base_model(cfg, run_dir)
     rt = build_runtime(cfg, run_dir, task)
     rt.config_sha = config_sha(text)
-    rt.ensure_policy(None)  # the SFT weights loaded before the clock starts
+    rt.models.ensure_policy(None)  # the SFT weights loaded before the clock starts
     log = open(out / "rounds.jsonl", "a")
     t0 = time.perf_counter()
     log.write(json.dumps({"start": time.time(), "torch_threads": torch.get_num_threads()}) + "\n")

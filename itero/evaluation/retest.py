@@ -86,7 +86,7 @@ def retest_run(
     max_new_tokens = cfg.eval.max_new_tokens or cfg.generation.max_new_tokens
     verdicts: dict[str, list[bool]] = {}
     for label, checkpoint in targets:
-        rt.ensure_policy(checkpoint)
+        rt.models.ensure_policy(checkpoint)
         with progress.stage(
             f"[{run.name}] {label}: greedy on {len(problems)} problems", len(problems), show_progress
         ) as advance:

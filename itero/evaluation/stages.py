@@ -16,7 +16,7 @@ from itero.tracking.rundir import atomic_write_json
 def evaluate(rt: Runtime, d: Path, checkpoint: Path | None) -> None:
     if (d / "eval.json").exists() or not distributed.current().is_main:  # rank 0 evaluates; the rest go on
         return
-    rt.ensure_policy(checkpoint)
+    rt.models.ensure_policy(checkpoint)
     e = rt.cfg.eval
     problems = rt.task.test[: e.num_problems] if e.num_problems else rt.task.test
     max_new_tokens = e.max_new_tokens or rt.cfg.generation.max_new_tokens
@@ -52,7 +52,7 @@ def evaluate_on_benchmarks(rt: Runtime, d: Path, checkpoint: Path | None) -> Non
         return
     from itero.evaluation.runner import evaluate_benchmarks
 
-    rt.ensure_policy(checkpoint)
+    rt.models.ensure_policy(checkpoint)
     metrics = evaluate_benchmarks(
         rt.generator,
         rt.tokenizer,

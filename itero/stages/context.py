@@ -24,11 +24,6 @@ from itero.runtime import Runtime
 from itero.training.learner import compute_logprobs, forward_logits
 
 
-def model_path(rt: Runtime, source: str) -> str:
-    """A model folder named in ``models_needed``: ``run:<folder>`` is inside this run's directory."""
-    return str(rt.run / source.removeprefix("run:")) if source.startswith("run:") else source
-
-
 class PrepareContext:
     """Inputs of iteration ``k``'s selected ``batch``; ``models`` = the algorithm's ``models_needed``."""
 
@@ -40,12 +35,7 @@ class PrepareContext:
         self._per_rank = functools.partial(distributed.current().map_rows, balanced=rt.learner.sharded)
 
     def model(self, source: str) -> torch.nn.Module:
-        if source == "previous":
-            self.rt.ensure_policy(self.start)
-            return self.rt.policy
-        if source == "initial":
-            return self.rt.initial_policy()
-        return self.rt.frozen_model(model_path(self.rt, source))
+        return self.rt.models.model(source, self.start)
 
     def forward(self, model: torch.nn.Module, batch: RolloutBatch) -> Tensor:
         mbs = self.rt.cfg.training.micro_batch_size
@@ -81,7 +71,7 @@ class PrepareContext:
         return self._per_rank(lambda b: compute_values(critic, b, mbs), self.batch)
 
     def rollout(self, states: Sequence[tuple[int, int]], n: int) -> Tensor:
-        self.rt.ensure_policy(self.start)
+        self.rt.models.ensure_policy(self.start)
         rollout = mc_rollout(self.rt, self.batch, self.k, n)
         rewards = rollout(list(states))
         self.stats["mc_tokens"] = rollout.counted["tokens"]
@@ -103,15 +93,12 @@ class LearnerContext:
             return forward_logits(self._loaded[source], batch)
 
     def _frozen(self, source: str) -> torch.nn.Module:
-        rt = self.rt
-        if source == "initial":
-            return rt.initial_policy()
         if source == "previous":  # the policy as this iteration started, frozen while the learner moves the live one
-            path = str(self.start) if self.start is not None else rt.base_path
-            return load_model(path, dtype=rt.cfg.model.dtype).requires_grad_(False).eval()
-        return rt.frozen_model(model_path(rt, source))
+            path = str(self.start) if self.start is not None else self.rt.base_path
+            return load_model(path, dtype=self.rt.cfg.model.dtype).requires_grad_(False).eval()
+        return self.rt.models.model(source, self.start)
 
 
 def critic_for(rt: Runtime, start: Path | None, models: dict):
     """The critic as ``start`` saved it, or new from the source ``models_needed`` names."""
-    return rt.ensure_critic(start, models["critic"], rt.algo.schedule(rt.cfg.algorithm).critic_lr)
+    return rt.models.ensure_critic(start, models["critic"], rt.algo.schedule(rt.cfg.algorithm).critic_lr)

@@ -34,7 +34,7 @@ def prompts_for(rt: Runtime, k: int) -> list:
 
 
 def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
-    rt.ensure_policy(start)
+    rt.models.ensure_policy(start)
     spec = rt.algo.schedule(rt.cfg.algorithm).dynamic_sampling
     t0, n = time.perf_counter(), rt.cfg.loop.prompts_per_iteration
     with progress.stage(f"[iter {k}] generate", n, rt.cfg.logging.progress) as advance:
@@ -74,7 +74,7 @@ def sample(rt: Runtime, k: int, problems: list, advance, round_: int = 0, first_
         texts = [rt.task.render(p) for p in ps]
         b = sources.generate(
             rt.generator,
-            rt.initial_policy,
+            rt.models.initial_policy,
             [rt.encode(t) for t in texts],
             dataclasses.replace(params, seed=params.seed + s),
             plan,

@@ -51,14 +51,14 @@ def warm_up(rt: Runtime) -> Path | None:
         record_stage(d, "sft", rt.config_sha)
         rt.learner.end_phase()  # RL starts its own schedule, also when it keeps one optimizer across iterations
     current().barrier()  # rank 0 has written the SFT checkpoint that every rank loads next
-    rt.ensure_policy(rt.initial_checkpoint)  # on every rank (see iteration)
-    rt.adapt_policy()  # model.lora: SFT trained every weight; RL trains adapters on top of its result
-    evaluate(rt, d, rt.initial_checkpoint)
+    rt.models.ensure_policy(rt.models.initial_checkpoint)  # on every rank (see iteration)
+    rt.models.adapt_policy()  # model.lora: SFT trained every weight; RL trains adapters on top of its result
+    evaluate(rt, d, rt.models.initial_checkpoint)
     if rt.cfg.eval.benchmarks:
-        evaluate_on_benchmarks(rt, d, rt.initial_checkpoint)
+        evaluate_on_benchmarks(rt, d, rt.models.initial_checkpoint)
     write_metrics(rt.run)
     sync_trackers(rt.run, rt.cfg.logging, through=0)
-    return rt.initial_checkpoint
+    return rt.models.initial_checkpoint
 
 
 @contextlib.contextmanager

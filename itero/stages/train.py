@@ -19,7 +19,7 @@ def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
     batch = load_stage(d / "prepared.pt")
     algo, cfg, t = rt.algo, iteration_config(rt, k), rt.cfg.training
     plan, models = algo.schedule(cfg), algo.models_needed(cfg)
-    rt.ensure_policy(rt.initial_checkpoint if plan.restart_from_base else start)
+    rt.models.ensure_policy(rt.models.initial_checkpoint if plan.restart_from_base else start)
     units = batch.batch_size // algo.rows_per_unit
     steps = rt.learner.num_steps(units, t.epochs)
     metrics: dict = {"steps": steps}
@@ -68,8 +68,8 @@ def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
             run = rt.run.parent if (rt.run.parent / "config.yaml").exists() else rt.run
             lora.point_to_base(tmp, rt.policy.itero_base, final=path, run=run)
         rt.tokenizer.save_pretrained(tmp)
-        if rt.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
-            rt.critic.save(tmp / "value_model", with_optimizer=with_optimizer)
-    rt.policy_source = path
+        if rt.models.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
+            rt.models.critic.save(tmp / "value_model", with_optimizer=with_optimizer)
+    rt.models.policy_source = path
     if (path / "value_model").exists():
-        rt.critic_source = str(path / "value_model")
+        rt.models.critic_source = str(path / "value_model")
