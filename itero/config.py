@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from itero.algorithms import ALGORITHMS
-from itero.config_loading import apply_override, explain, read_yaml
+from itero.config_loading import apply_override, explain, migrate, read_yaml
 from itero.models.lora import LoraSettings
 from itero.reward_config import RewardConfig, RewardFunctionConfig  # noqa: F401
 from itero.schema import ConfigError, Section
@@ -68,9 +68,6 @@ class GenerationConfig(Section):
     vllm_gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)  # fraction of GPU memory vLLM may take
     vllm_sleep_mode: bool = False  # release the engine's GPU memory while the learner trains
     vllm_prefix_caching: bool = True  # n samples of a prompt (and VinePPO rollouts of a prefix) share its KV
-    # Truncated importance sampling (itero/core/importance.py): weight policy-gradient tokens by
-    # min(π_old/π_sampler, tis_cap) to correct the engine/learner log-prob mismatch; None = off.
-    tis_cap: float | None = Field(None, gt=0.0)
     # π_old from the hf sampler's own log-probs when they equal the learner's (itero/old_logprobs.py):
     # checked on a first micro-batch each iteration, recomputed otherwise; false always recomputes
     reuse_sampler_logprobs: bool = True
@@ -286,6 +283,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         data = read_yaml(Path(path))
     for item in overrides:
         apply_override(data, item)
+    migrate(data)
     try:
         return Config.model_validate(data)
     except ValidationError as err:

@@ -57,6 +57,28 @@ def apply_override(data: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
+# keys that moved: old dotted key -> new one (a run directory's config.yaml keeps loading)
+MOVED = {"generation.tis_cap": "algorithm.tis_cap"}
+
+
+def migrate(data: dict) -> None:
+    """Move the keys of ``MOVED`` to their new place; a null old value is dropped (its default)."""
+    for old, new in MOVED.items():
+        *path, leaf = old.split(".")
+        node = data
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        if value is not None:
+            *new_path, new_leaf = new.split(".")
+            target = data
+            for part in new_path:
+                target = target.setdefault(part, {})
+            target.setdefault(new_leaf, value)
+
+
 def explain(err: ValidationError, root: type[BaseModel], algorithm_configs: dict, default_algorithm: str) -> str:
     """One line per error: the dotted key, the value given and what is allowed (close matches for typos).
 

@@ -202,3 +202,15 @@ def test_reward_model_needs_a_path_and_the_path_must_exist(tmp_path):
     cfg = load_config(None, ["reward.name=model", f"reward.model_path={tmp_path / 'missing'}"])
     with pytest.raises(ModelNotFoundError):
         preflight(cfg)
+
+
+def test_tis_cap_is_an_algorithm_option_and_the_old_key_still_loads():
+    cfg = load_config(None, ["algorithm=grpo", "algorithm.tis_cap=2.0"])
+    assert cfg.algorithm.tis_cap == 2.0
+    assert not hasattr(cfg.generation, "tis_cap")
+    # a run directory's config.yaml written with generation.tis_cap keeps loading: null is dropped,
+    # a value moves to the algorithm section
+    assert load_config(None, ["algorithm=grpo", "generation.tis_cap=null"]).algorithm.tis_cap is None
+    assert load_config(None, ["algorithm=grpo", "generation.tis_cap=3.0"]).algorithm.tis_cap == 3.0
+    with pytest.raises(ConfigError, match="tis_cap"):  # DPO has no token importance weights
+        load_config(None, ["algorithm=dpo", "algorithm.tis_cap=2.0"])

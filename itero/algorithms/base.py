@@ -157,4 +157,5 @@ class Schedule:
     critic_lr: float | None = None  # a critic trained after the actor with the module's value_loss
     pre_runs: tuple[PreRun, ...] = ()  # runs of the same loop it needs before its first iteration
     dynamic_sampling: DynamicSampling | None = None  # refill the batch with groups of mixed correctness
+    tis_cap: float | None = None  # token weights × min(π_old / π_sampler, tis_cap) (stages/prepare.py)
     state: Callable[[], IterationState] | None = None  # a fresh state carried across iterations

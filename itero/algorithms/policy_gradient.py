@@ -75,6 +75,9 @@ class PolicyGradientConfig(KLCoefConfig):
     # scales the negative advantages after the algorithm computed them: 1 = as published; 0 = only
     # better-than-baseline samples are reinforced (the "PSR" ablation of Zhu et al. 2025); applied by the loop
     negative_weight: float = Field(1.0, ge=0.0)
+    # Truncated importance sampling (itero/core/importance.py): weight each token by
+    # min(π_old/π_sampler, tis_cap) to correct the engine/learner log-prob mismatch (vLLM); None = off
+    tis_cap: float | None = Field(None, gt=0.0)
 
     min_samples_per_prompt: ClassVar[int] = 2  # a group of one has no baseline
     needs_old_logprobs: ClassVar[bool] = True
@@ -126,7 +129,9 @@ def models_needed(cfg: PolicyGradientConfig) -> dict[str, str]:
 
 
 def schedule(cfg: PolicyGradientConfig) -> Schedule:
-    return Schedule(logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature, state=kl_state(cfg))
+    return Schedule(
+        logprobs_at_sampling_temperature=cfg.logprobs_at_sampling_temperature, state=kl_state(cfg), tis_cap=cfg.tis_cap
+    )
 
 
 class AdaptiveKLCoef:

@@ -108,6 +108,7 @@ def schedule(cfg: Config) -> Schedule:
         actor_frozen_iterations=cfg.critic_warmup,
         critic_lr=cfg.value_lr if cfg.needs_critic else None,
         state=policy_gradient.kl_state(cfg),
+        tis_cap=cfg.tis_cap,
     )
 
 

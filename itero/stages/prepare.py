@@ -54,7 +54,7 @@ def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
 def importance_weighted(rt: Runtime, prepared: RolloutBatch) -> tuple[RolloutBatch, dict]:
     """Truncated importance sampling: the engine sampled from π_sampler, the learner's π_old differs a
     little, so the token weights are multiplied by min(π_old / π_sampler, cap)."""
-    cap = rt.cfg.generation.tis_cap
+    cap = rt.algo.schedule(rt.cfg.algorithm).tis_cap
     if cap is None or prepared.token_weights is None or prepared.old_logprobs is None:
         return prepared, {}
     w = tis_weights(prepared.old_logprobs, prepared.sampler_logprobs, prepared.response_mask, cap)

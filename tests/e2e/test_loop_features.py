@@ -122,7 +122,7 @@ def test_truncated_importance_sampling_weights_are_one_when_the_sampler_is_the_l
     # with a vLLM engine the same stage corrects the engine/learner mismatch (capped)
     overrides = TINY + [
         "algorithm=grpo",
-        "generation.tis_cap=2.0",
+        "algorithm.tis_cap=2.0",
         "generation.temperature=0.8",
         "loop.iterations=1",
         f"logging.run_dir={tmp_path}",

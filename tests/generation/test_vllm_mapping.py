@@ -310,13 +310,11 @@ def test_missing_vllm_says_how_to_install(tokenizer):
 
 
 def test_generation_config_vllm_fields():
-    g = GenerationConfig(backend="vllm", vllm_gpu_memory_utilization=0.3, tis_cap=2.0)
-    assert (g.vllm_sleep_mode, g.vllm_prefix_caching, g.tis_cap) == (False, True, 2.0)
-    assert GenerationConfig().tis_cap is None
+    g = GenerationConfig(backend="vllm", vllm_gpu_memory_utilization=0.3)
+    assert (g.vllm_sleep_mode, g.vllm_prefix_caching) == (False, True)
     for bad in (
         dict(vllm_gpu_memory_utilization=0.0),
         dict(vllm_gpu_memory_utilization=1.5),
-        dict(tis_cap=0.0),
         dict(backend="vllm", sampler="mixp"),
     ):
         with pytest.raises((ValueError, ConfigError)):
