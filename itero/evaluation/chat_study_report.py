@@ -4,8 +4,8 @@ Per run (OUT/<preset>-s<seed>/chat/iter_K/chat_eval.json, K the last iteration):
 and length-controlled win rate against the SFT model, the gold RM's mean reward, the KL to the SFT
 model, and from the per-response rows the rule's own verdicts (itero/tasks/chat_rule.py): the share of
 correct responses, their mean length, the rule's win rate against the SFT responses, and the proxy
-RM's mean reward (what the runs optimised). A preset's row is the mean over its seeds with the spread
-(max − min) beside it.
+RM's mean reward (what the runs optimised). A preset's row is the mean over its seeds ± the standard
+error of that mean over seeds (table.json also keeps each seed's value and the spread).
 """
 
 from __future__ import annotations
@@ -69,6 +69,19 @@ def collect(out: Path, proxy) -> dict[str, dict[int, list[dict]]]:
     return runs
 
 
+def seed_stderr(values: list[float]) -> float:
+    """The standard error of the mean over seeds: sample sd (n − 1) / √n."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def nan_to_zero(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
+
+
 def table(runs: dict[str, dict[int, list[dict]]]) -> list[dict]:
     """One row per preset: the last point of each seed, mean and spread over seeds."""
     rows = []
@@ -79,6 +92,7 @@ def table(runs: dict[str, dict[int, list[dict]]]) -> list[dict]:
             values = [p[key] for p in last]
             row[key] = sum(values) / len(values)
             row[f"{key}_spread"] = max(values) - min(values)
+            row[f"{key}_se"] = seed_stderr(values)
             row[f"{key}_values"] = values
         row["win_rate_stderr"] = sum(p["win_rate_stderr"] for p in last) / len(last)
         row["lc_win_rate_stderr"] = sum(p["lc_win_rate_stderr"] for p in last) / len(last)
@@ -95,7 +109,7 @@ def markdown(rows: list[dict]) -> str:
             digits = 1 if key == "length" else 3
             cell = f"{row[key]:.{digits}f}"
             if row["seeds"] > 1:
-                cell += f" ± {row[f'{key}_spread'] / 2:.{digits}f}"
+                cell += f" ± {row[f'{key}_se']:.{digits}f}"
             cells.append(cell)
         lines.append(f"| {row['preset']} | {row['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -109,21 +123,27 @@ def plot(runs: dict[str, dict[int, list[dict]]], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     colours = plt.get_cmap("tab10")
+    presets = [p for p in runs if p != "sft"]
     for ax, key, label in zip(axes, ("mean_reward", "rule_score"), ("gold reward (gold RM)", "rule score (exact)")):
-        for i, (preset, seeds) in enumerate(runs.items()):
-            for j, (_, points) in enumerate(sorted(seeds.items())):
-                ax.errorbar(
-                    [p["kl"] for p in points],
-                    [p[key] for p in points],
-                    yerr=[p["mean_reward_stderr"] for p in points] if key == "mean_reward" else None,
-                    marker="o",
-                    markersize=3,
-                    linewidth=1,
-                    color=colours(i % 10),
-                    label=preset if j == 0 else None,
-                )
+        for i, preset in enumerate(presets):
+            curves = [points for _, points in sorted(runs[preset].items())]
+            steps = range(min(len(c) for c in curves))  # iteration 0 (the SFT start), 1, ...
+            kl = [[c[k]["kl"] for c in curves] for k in steps]
+            y = [[c[k][key] for c in curves] for k in steps]
+            ax.errorbar(
+                [sum(v) / len(v) for v in kl],
+                [sum(v) / len(v) for v in y],
+                xerr=[nan_to_zero(seed_stderr(v)) for v in kl],
+                yerr=[nan_to_zero(seed_stderr(v)) for v in y],
+                marker="o",
+                markersize=3,
+                linewidth=1,
+                capsize=2,
+                color=colours(i % 10),
+                label=preset,
+            )
         ax.set_xlabel("KL(policy ‖ SFT), nats per response")
-        ax.set_ylabel(label)
+        ax.set_ylabel(f"{label}, mean over seeds")
     axes[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

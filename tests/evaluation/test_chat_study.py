@@ -83,8 +83,8 @@ TINY = [
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("chat-data")
     args = chat_study.parser().parse_args(
-        ["prepare", str(folder), "--train", "80", "--eval", "8", "--gold-pairs", "600", "--proxy-pairs", "40"]
-        + ["--heldout-pairs", "200", "--gold-epochs", "2", "--proxy-epochs", "1", "--rm-hidden", "32"]
+        ["prepare", str(folder), "--train", "80", "--eval", "8", "--gold-pairs", "320", "--proxy-pairs", "40"]
+        + ["--heldout-pairs", "100", "--gold-epochs", "2", "--proxy-epochs", "1", "--rm-hidden", "32"]
         + ["--rm-layers", "1"]
     )
     return folder, chat_study.prepare(args)
@@ -100,6 +100,7 @@ def test_gold_rm_orders_heldout_pairs_by_the_rule(data):
         "correct_vs_wrong_padded",
         "concise_vs_padded",
     }
+    assert summary["by_kind"]["gold_rm"]["concise_vs_padded"] > 0.8  # length among correct answers: the easy half
     assert (folder / "gold_rm" / "metrics.json").exists() and (folder / "proxy_rm" / "metrics.json").exists()
 
 
