@@ -9,7 +9,8 @@ shapes. ``--profile`` adds torch.profiler's top operators by self CPU time.
     python benchmarks/bench_learner.py runs/grpo --iteration 2 --steps 8 --profile
     python benchmarks/bench_learner.py runs/grpo --max-tokens 0 1376 2752 --rounds 3 --mixed-lengths
 
-``--max-tokens`` times several ``training.max_tokens_per_micro_batch`` settings side by side (0: the
+``--precision fp32 bf16`` times the forward in float32 and under bfloat16 autocast (AMX or AVX-512 BF16
+matmuls on CPUs that have them) the same way. ``--max-tokens`` times several ``training.max_tokens_per_micro_batch`` settings side by side (0: the
 config's ``micro_batch_size`` rows), each on its own copy of the model, in alternating rounds so a
 change in the machine's load falls on all of them. ``--mixed-lengths`` cuts every response at a
 random length (seeded), as if the rows had stopped at EOS anywhere: the shapes a token budget is for.
@@ -100,11 +101,12 @@ def report(args, cfg, model, batch, steps, learners, budgets, seconds, rows_per_
         f"{cfg.training.batch_size} units x {args.rounds} round(s), {args.threads} thread(s), torch {torch.__version__}"
         + (", responses cut at random lengths" if args.mixed_lengths else "")
     )
-    for budget, learner, secs in zip(budgets, learners, seconds):
+    for (budget, precision), learner, secs in zip(budgets, learners, seconds):
         padded, count = padded_tokens(learner, batch, timed, rows_per_unit)
         peak = matmul_peak(int(padded / max(1, count)), c.hidden_size, c.intermediate_size)
         padded *= args.rounds
         name = f"max_tokens_per_micro_batch={budget}" if budget else f"micro_batch_size={cfg.training.micro_batch_size}"
+        name += f", precision={precision}"
         print(
             f"  {name}: {count / len(timed):.1f} micro-batches/step, {secs:.2f} s: "
             f"{len(timed) * args.rounds / secs:.2f} steps/s, {real / secs:,.0f} real tokens/s ({padded / real:.2f}x padded)"
@@ -126,6 +128,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, nargs="+", help="max_tokens_per_micro_batch settings (0: rows)")
     p.add_argument("--rounds", type=int, default=1, help="alternating rounds of --steps per setting")
     p.add_argument("--mixed-lengths", action="store_true", help="cut each response at a random length")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], help="training.precision settings")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -142,10 +145,13 @@ def main() -> None:
     steps = [list(range(s, min(s + size, units))) for s in range(0, units, size)]
     steps = (steps * (args.steps // len(steps) + 2))[: args.steps + 1]
     loss_fn = lambda mb, lp: algo.loss(mb, lp, a)
-    budgets = args.max_tokens or [cfg.training.max_tokens_per_micro_batch or 0]
+    precisions = args.precision or [cfg.training.precision]
+    budgets = [(b, p) for p in precisions for b in args.max_tokens or [cfg.training.max_tokens_per_micro_batch or 0]]
     learners = []
-    for budget in budgets:
-        oc = dataclasses.replace(optim_config(cfg.training), max_tokens_per_micro_batch=budget or None)
+    for budget, precision in budgets:
+        oc = dataclasses.replace(
+            optim_config(cfg.training), max_tokens_per_micro_batch=budget or None, precision=precision
+        )
         learner = Learner(copy.deepcopy(model), oc)
         learner.start_phase(len(steps) * args.rounds)
         learner.step(batch, steps[0], units, loss_fn, algo.rows_per_unit)  # warm-up: allocator, first-call costs
