@@ -19,7 +19,7 @@ from itero.models import lora
 from itero.models.loading import check_model_path, load_tokenizer
 from itero.models.pool import ModelPool, build_pool
 from itero.models.tiny import build_char_tokenizer, build_tiny_model, save_tiny
-from itero.rewards.math import MathReward
+from itero.rewards.math import MathReward, RewardFn
 from itero.schema import ConfigError
 from itero.tasks import Task, build_task
 from itero.training.learner import OptimConfig
@@ -33,7 +33,7 @@ class Runtime:
     tokenizer: object
     models: ModelPool  # the policy, its learner and generator, the initial, frozen and critic models
     task: Task
-    reward: MathReward  # or a RewardModel, or RewardFunctions (same grade signature)
+    reward: RewardFn  # MathReward, a RewardModel, or RewardFunctions
     algo: ModuleType
     config_sha: str = ""  # of the run's config.yaml (tracking.rundir.config_sha): what each stage records
 

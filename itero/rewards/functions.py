@@ -28,6 +28,7 @@ from pathlib import Path
 
 from itero.errors import IteroError
 from itero.rewards.math import MathReward
+from itero.rewards.state import NormState
 
 BUILTIN_NAMES = ("math", "format", "model")
 
@@ -154,7 +155,7 @@ def _checked(name: str, values, n: int) -> list[float]:
     return values
 
 
-class RewardFunctions:
+class RewardFunctions(NormState):
     """Σ weight · fn over ``terms``, with ``grade`` shaped like MathReward's so the loop can use it.
 
     ``columns_of(prompt, answer)`` gives a rendered prompt's dataset columns (None: the task keeps none).

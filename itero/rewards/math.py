@@ -11,13 +11,31 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from itero.grading import Verdict, grade_batch
+from itero.rewards.state import NormState
 
 
 class RewardFn(Protocol):
-    def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]: ...
+    """What the loop scores with: the math grader, a reward model, or the weighted functions of
+    ``reward.functions`` (``runtime.build_reward``)."""
+
+    last_metrics: dict[str, float]  # diagnostics of the last graded batch, logged in score.json
+
+    def grade(
+        self, responses: Sequence[str], answers: Sequence[str], prompts: Sequence[str] | None = None
+    ) -> tuple[list[float], list[bool]]:
+        """(rewards, the grader's correct flags), in input order."""
+        ...
+
+    def state_dict(self) -> dict:
+        """The running state a resumed run needs (a reward model's normaliser); {} when stateless."""
+        ...
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Continue from ``state``; None starts afresh."""
+        ...
 
 
-class MathReward:
+class MathReward(NormState):
     def __init__(
         self,
         correct: float = 1.0,
@@ -29,6 +47,7 @@ class MathReward:
         self.values = (correct, wrong, no_answer)
         self.workers = workers
         self.extraction = extraction  # "strict" or "lenient" (itero.grading.extract)
+        self.last_metrics: dict[str, float] = {}
 
     def value(self, verdict: Verdict) -> float:
         correct, wrong, no_answer = self.values

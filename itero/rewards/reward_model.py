@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from itero.rewards.state import NormState
+
 if TYPE_CHECKING:  # transformers costs seconds to import; `itero --help` builds every subcommand's parser
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -100,7 +102,7 @@ def score_texts(
     return logits[:, 0].float()  # (B, 1) -> (B,)
 
 
-class RewardModel:
+class RewardModel(NormState):
     """Scores (prompt, response) pairs; ``grade`` has MathReward's shape so the loop can use either.
 
     ``template`` joins prompt and response into the text the RM saw in training. ``verifier`` (optional)
@@ -129,6 +131,7 @@ class RewardModel:
         self.norm = RunningNorm(clip) if normalize else None
         self.clip = clip
         self.verifier = verifier
+        self.last_metrics: dict[str, float] = {}
 
     @classmethod
     def from_pretrained(

@@ -89,16 +89,12 @@ def sample(rt: Runtime, k: int, problems: list, advance, round_: int = 0, first_
 
 def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
     batch = load_stage(d / "rollouts.pt")
-    norm = getattr(rt.reward, "norm", None)  # a reward model's running normalisation
-    if norm is not None:  # continue from the state iteration k-1 left, whatever ran (evaluation, a crash) since
-        previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
-        if previous.exists():
-            norm.load_state_dict(json.loads(previous.read_text()))
-        else:
-            norm.reset()
+    # a reward model's running normaliser continues from the state iteration k-1 left, whatever ran since
+    previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
+    rt.reward.load_state_dict(json.loads(previous.read_text()) if previous.exists() else None)
     rewards, correct = rt.reward.grade(batch.response_texts, batch.answers, prompts=batch.prompt_texts)
-    if norm is not None:
-        atomic_write_json(d / "reward_norm.json", norm.state_dict())
+    if state := rt.reward.state_dict():
+        atomic_write_json(d / "reward_norm.json", state)
     scores = torch.tensor(rewards, dtype=torch.float32)
     batch = batch.replace(scores=scores, rewards=outcome_to_token_rewards(scores, batch.response_mask))
     atomic_write_jsonl(
@@ -116,7 +112,7 @@ def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
             "reward_mean": float(scores.mean()),
             "sample_accuracy": sum(correct) / len(correct),
             "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
-            **getattr(rt.reward, "last_metrics", {}),  # reward.functions: each function's mean, <name>_mean
+            **rt.reward.last_metrics,  # reward.functions: each function's mean, <name>_mean
         },
     )
     atomic_torch_save(d / "scored.pt", batch)
