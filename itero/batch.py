@@ -45,7 +45,9 @@ class RolloutBatch:
 
     # rewards and credit assignment
     scores: Tensor | None = None  # (B,) float, outcome score of each response (verifier / RM)
-    rewards: Tensor | None = None  # (B, R) float, per-token reward; outcome at the last response token
+    # (B, R) float, the per-token reward an algorithm trains on, set by its prepare (PPO, RTO, RLOO, DAPO):
+    # the outcome score at the last response token plus its shaping (KL per token, token rewards, penalties)
+    rewards: Tensor | None = None
     values: Tensor | None = None  # (B, R) float, V(s_t) from the value model
     advantages: Tensor | None = None  # (B, R) float
     returns: Tensor | None = None  # (B, R) float

@@ -16,7 +16,7 @@ import torch
 
 from itero import distributed
 from itero.batch import RolloutBatch
-from itero.core.advantages import outcome_to_token_rewards, zero_variance_group_fraction
+from itero.core.advantages import zero_variance_group_fraction
 from itero.runtime import Runtime
 from itero.samplers import sources
 from itero.stages import dynamic_sampling
@@ -96,7 +96,7 @@ def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
     if state := rt.reward.state_dict():
         atomic_write_json(d / "reward_norm.json", state)
     scores = torch.tensor(rewards, dtype=torch.float32)
-    batch = batch.replace(scores=scores, rewards=outcome_to_token_rewards(scores, batch.response_mask))
+    batch = batch.replace(scores=scores)  # per-token rewards are the algorithm's (prepare: KL shaping, penalties)
     atomic_write_jsonl(
         d / "rollouts.jsonl",
         [
