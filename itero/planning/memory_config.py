@@ -47,6 +47,11 @@ def roles_for_config(cfg) -> tuple[list[ModelRole], list[str]]:
         )
     elif dpo_model:
         _add_frozen(roles, notes, "DPO model", dpo_model, scorer=False)
+    for role, source in models.items():  # any other frozen model an algorithm names (a distillation teacher)
+        if role in ("reference", "reference_logits", "dpo_model", "critic") or source in ("previous", "initial"):
+            continue
+        if not source.startswith("run:"):
+            _add_frozen(roles, notes, role, source, scorer=False)
     if "critic" in models:
         source = models["critic"] if models["critic"] != "initial" else None
         shape = policy.as_scorer() if source is None else resolve_shape(source)[0]

@@ -150,3 +150,16 @@ def test_bad_distributed_config_says_what_to_change(overrides, words):
         load_config(None, overrides)
     for word in words:
         assert word in str(err.value)
+
+
+def test_a_frozen_model_an_algorithm_names_is_counted():
+    # the plan reads models_needed: a distillation teacher is a frozen model of its own shape
+    from itero.planning.memory_config import roles_for_config
+
+    cfg = load_config(None, ["algorithm=distill", "algorithm.teacher_path=Qwen/Qwen2.5-7B"])
+    roles, _ = roles_for_config(cfg)
+    teacher = [r for r in roles if r.role == "teacher"]
+    assert len(teacher) == 1 and not teacher[0].trained
+    assert teacher[0].shape.params() == KNOWN_MODELS["Qwen/Qwen2.5-7B"].params()
+    plain, _ = roles_for_config(load_config(None, ["algorithm=grpo"]))
+    assert "teacher" not in [r.role for r in plain]
