@@ -64,9 +64,8 @@ def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:
     with atomic_dir(path) as tmp:
         rt.learner.save(tmp, with_optimizer=with_optimizer)
         if lora.is_lora(rt.policy):  # the learner wrote the adapters: they name their base
-            # relative inside the outermost run directory (RTO's DPO model runs in a sub-folder of it)
-            run = rt.run.parent if (rt.run.parent / "config.yaml").exists() else rt.run
-            lora.point_to_base(tmp, rt.policy.itero_base, final=path, run=run)
+            # relative inside the run directory the pool belongs to (a pre-run's is its outer run's)
+            lora.point_to_base(tmp, rt.policy.itero_base, final=path, run=rt.models.run)
         rt.tokenizer.save_pretrained(tmp)
         if rt.models.critic is not None and path.name == "checkpoint" and path.parent.name.startswith("iter_"):
             rt.models.critic.save(tmp / "value_model", with_optimizer=with_optimizer)

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,3 +129,19 @@ def test_two_processes_train_the_same_adapters_as_one(tmp_path):
     train_one, train_two = (json.loads((d / "iter_1" / "train.json").read_text()) for d in (one, two))
     assert train_one["steps"] == train_two["steps"] > 0
     assert train_two["loss"] == pytest.approx(train_one["loss"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_rto_with_lora_trains_its_dpo_model_as_adapters_over_the_sft_checkpoint(tmp_path):
+    # RTO's in-run DPO model runs in <run>/dpo_model/ on the same model pool: its adapters name the
+    # SFT checkpoint relatively (the run can move), and RTO's PPO then reads that folder as π_dpo
+    finished(itero(tmp_path, "rto", "algorithm=rto", "algorithm.dpo_iterations=1", "loop.iterations=1"))
+    from itero.models import lora
+
+    run = tmp_path / "rto"
+    dpo_checkpoint = run / "dpo_model" / "iter_1" / "checkpoint"
+    base = json.loads((dpo_checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert not os.path.isabs(base)
+    assert Path(lora.adapter_base(dpo_checkpoint)) == (run / "sft" / "checkpoint").resolve()
+    metrics = json.loads((run / "iter_1" / "train.json").read_text())
+    assert math.isfinite(metrics["loss"]) and metrics["steps"] > 0
