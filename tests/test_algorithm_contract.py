@@ -14,7 +14,7 @@ from itero.algorithms.base import Algorithm, Schedule, plain_loss
 from itero.config import load_config
 from itero.stages.prepare import prepare
 from itero.tracking.rundir import atomic_torch_save, load_stage
-from itero.training.learner import compute_logprobs
+from itero.training.forward import compute_logprobs
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))

@@ -5,7 +5,8 @@ import torch
 from helpers import text_batch, tiny
 
 from itero.algorithms import dpo, sft
-from itero.training.learner import Learner, OptimConfig, compute_logprobs, forward_logprobs
+from itero.training.forward import compute_logprobs, forward_logprobs
+from itero.training.learner import Learner, OptimConfig
 
 RESPONSES = ["12+3=15.", "7", "x=1, y=22", "ab", "hello world", "0", "99-9=90. \\boxed{90}", "q"]
 

@@ -58,7 +58,7 @@ def estimate_kl(
 
     from itero.generation.base import SamplingParams
     from itero.generation.hf import HFGenerator
-    from itero.training.learner import compute_logprobs
+    from itero.training.forward import compute_logprobs
 
     generator = HFGenerator(policy, tokenizer, batch_size=batch_size)
     params = SamplingParams(n=n, temperature=1.0, max_new_tokens=max_new_tokens)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from itero.batch import RolloutBatch, position_ids
+from itero.training.forward import compute_logprobs
 
 HEAD_FILE = "value_head.pt"
 
@@ -109,6 +110,4 @@ def forward_values(model: ValueModel, batch: RolloutBatch, temperature: float = 
 
 def compute_values(model: ValueModel, batch: RolloutBatch, micro_batch_size: int) -> Tensor:
     """Frozen V_old of a whole batch, micro-batched. (B, R) float32."""
-    from itero.training.learner import compute_logprobs  # the learner's frozen micro-batched pass
-
     return compute_logprobs(model, batch, micro_batch_size, forward=forward_values)

@@ -34,7 +34,8 @@ from itero.generation.fast_decode import unsupported_reason
 from itero.generation.hf import HFGenerator
 from itero.models.loading import load_tokenizer
 from itero.training import sharding
-from itero.training.learner import Learner, OptimConfig, compute_logprobs
+from itero.training.forward import compute_logprobs
+from itero.training.learner import Learner, OptimConfig
 
 GiB = 1024**3
 LR = 1e-6  # a usual RL learning rate for a full fine-tune (TRL's GRPO default)

@@ -20,7 +20,7 @@ from itero.algorithms import grpo
 from itero.batch import RolloutBatch
 from itero.models.loading import load_model
 from itero.models.tiny import build_char_tokenizer
-from itero.training.learner import compute_logprobs
+from itero.training.forward import compute_logprobs
 
 # Copied from Qwen2.5-0.5B's and Qwen2.5-1.5B's config.json. Both tie the LM head to the embeddings
 # (their published sizes, 0.49B and 1.54B, count it once).

@@ -111,7 +111,8 @@ def test_tdpo_through_the_learner_equals_a_direct_computation(name):
     import torch.nn.functional as F
 
     from itero.core.preference import PREFERENCE_LOSSES, PairLogps
-    from itero.training.learner import Learner, OptimConfig, forward_logits
+    from itero.training.forward import forward_logits
+    from itero.training.learner import Learner, OptimConfig
 
     policy, tok = tiny(seed=0)
     ref, _ = tiny(seed=1)

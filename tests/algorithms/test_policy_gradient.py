@@ -15,7 +15,8 @@ import torch
 from helpers import text_batch, tiny
 
 from itero.algorithms import cispo, grpo, gspo, reinforce_pp, rloo
-from itero.training.learner import Learner, OptimConfig, compute_logprobs
+from itero.training.forward import compute_logprobs
+from itero.training.learner import Learner, OptimConfig
 
 PROMPTS = ["12+3="] * 4 + ["7*8="] * 4
 RESPONSES = ["15. \\boxed{15}", "14", "1+2", "\\boxed{15}", "56", "7*8=54. \\boxed{54}", "x", "56."]

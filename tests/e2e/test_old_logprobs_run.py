@@ -10,7 +10,7 @@ from itero.config import load_config
 from itero.loop import run
 from itero.models.loading import load_model
 from itero.old_logprobs import TOLERANCE
-from itero.training.learner import compute_logprobs
+from itero.training.forward import compute_logprobs
 
 
 @pytest.mark.slow

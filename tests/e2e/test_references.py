@@ -5,7 +5,7 @@ import torch
 from itero.config import load_config
 from itero.loop import run
 from itero.models.loading import load_model
-from itero.training.learner import compute_logprobs
+from itero.training.forward import compute_logprobs
 
 TINY = [
     "model.tiny.hidden_size=32",

@@ -18,7 +18,8 @@ from itero.models.tiny import save_tiny
 from itero.planning.memory import ModelRole, fits, model_memory
 from itero.planning.shapes import ModelShape
 from itero.schema import ConfigError
-from itero.training.learner import Learner, OptimConfig, compute_logprobs
+from itero.training.forward import compute_logprobs
+from itero.training.learner import Learner, OptimConfig
 
 RESPONSES = ["12+3=15.", "7", "x=1, y=22", "ab", "hello world", "0", "99-9=90. \\boxed{90}", "q"]
 SETTINGS = LoraSettings(r=4, alpha=8.0)

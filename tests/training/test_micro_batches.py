@@ -12,7 +12,8 @@ from itero.core.masked import masked_mean
 from itero.distributed import Dist
 from itero.training import learner as learner_module
 from itero.training import micro_batches
-from itero.training.learner import Learner, OptimConfig, compute_logprobs
+from itero.training.forward import compute_logprobs
+from itero.training.learner import Learner, OptimConfig
 
 PROMPTS = ["p", "a much longer prompt", "mid prompt", "q?", "what is 2+2", "x", "tell me", "0"]
 RESPONSES = ["12+3=15.", "7", "x=1, y=22 and then some more", "ab", "hello world", "0", "99-9=90. \\boxed{90}", "q"]
