@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from itero.algorithms import ALGORITHMS
 from itero.config_loading import apply_override, explain, migrate, read_yaml
-from itero.models.lora import LoraSettings
+from itero.model_config import LoraSettings
 from itero.reward_config import RewardConfig, RewardFunctionConfig  # noqa: F401
 from itero.schema import ConfigError, Section
 from itero.task_config import ArithmeticConfig, DatasetTaskConfig, JsonlTaskConfig, TaskConfig  # noqa: F401

@@ -13,26 +13,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
-from itero.schema import ConfigError, Section
+from itero.model_config import LoraSettings
+from itero.schema import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 _MISSING = "model.lora needs the peft package: pip install 'itero[lora]' (or pip install peft), or set model.lora=null"
-
-
-class LoraSettings(Section):
-    """``model.lora``: rank, scale (alpha / r), dropout on the adapter input, and which linear layers get one."""
-
-    r: int = Field(16, gt=0)
-    alpha: float = Field(32.0, gt=0.0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    # "all-linear": every linear layer of the decoder but the lm_head (peft's name); or module names
-    target_modules: Literal["all-linear"] | list[str] = "all-linear"
 
 
 def require_peft() -> None:

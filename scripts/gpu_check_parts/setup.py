@@ -219,9 +219,10 @@ def checksums(model) -> dict[str, tuple[float, float]]:
 def apply_lora(model, rank: int):
     """Adapters of rank ``rank`` (alpha 2·rank) on every decoder linear, through itero's own
     ``apply_lora`` (what ``model.lora`` runs)."""
+    from itero.model_config import LoraSettings
     from itero.models import lora
 
-    return lora.apply_lora(model, lora.LoraSettings(r=rank, alpha=2.0 * rank, target_modules="all-linear"))
+    return lora.apply_lora(model, LoraSettings(r=rank, alpha=2.0 * rank, target_modules="all-linear"))
 
 
 def init_process_group(device: torch.device) -> str:

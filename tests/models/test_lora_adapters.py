@@ -11,9 +11,10 @@ from helpers import text_batch, tiny
 from itero.algorithms import sft
 from itero.generation.base import SamplingParams
 from itero.generation.hf import HFGenerator
+from itero.model_config import LoraSettings
 from itero.models import lora
 from itero.models.loading import load_model, load_tokenizer, load_weights_into
-from itero.models.lora import AdaptersDisabled, LoraSettings, apply_lora
+from itero.models.lora import AdaptersDisabled, apply_lora
 from itero.models.tiny import save_tiny
 from itero.planning.memory import ModelRole, fits, model_memory
 from itero.planning.shapes import ModelShape
