@@ -1,8 +1,8 @@
 """The online loop: SFT warm-up, then per iteration generate → score → prepare → train → evaluate.
 
-Each stage writes its metrics (``<stage>.json``) and then its output; the output appearing is what
-marks the stage done, so a run restarted after a crash or Ctrl-C continues at the first unfinished
-stage and ends with the same numbers. Iterative DPO and on-policy methods differ only in config:
+Each stage returns its output and metrics; the resume layer writes them, the output last, whose
+appearing marks the stage done, so a run restarted after a crash or Ctrl-C continues at the first
+unfinished stage and ends with the same numbers. Iterative DPO and on-policy methods differ only in config:
 prompts per iteration, epochs per iteration and which model is the reference. The loop never reads
 an algorithm's config fields: it asks the algorithm's module (``algorithms/base.py``).
 """
@@ -21,12 +21,14 @@ from itero.algorithms.base import PreRun
 from itero.config import Config, dump_config
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.runtime import Runtime, build_base_model, build_runtime, preflight
+from itero.stages.iteration_state import iteration_config, state_before
 from itero.stages.prepare import prepare
 from itero.stages.rollouts import generate, score
 from itero.stages.sft import stopped_on_divergence, warm_up
 from itero.stages.train import train
 from itero.tracking.metrics import write_metrics
-from itero.tracking.rundir import config_sha, prepare_run_dir, run_stage
+from itero.tracking.resume import StageFolder
+from itero.tracking.rundir import config_sha, prepare_run_dir
 from itero.tracking.trackers import check_trackers, sync_trackers
 
 
@@ -84,19 +86,20 @@ def pre_run_config(cfg: Config, pre: PreRun) -> Config:
 
 
 def iteration(rt: Runtime, k: int, start: Path | None) -> Path:
-    d = rt.run / f"iter_{k}"
-    for output, stage in (
-        ("rollouts.pt", generate),
-        ("scored.pt", score),
-        ("prepared.pt", prepare),
-        ("checkpoint", train),
-    ):
-        with stopped_on_divergence(rt.cfg, f"iteration {k}", start):
-            run_stage(d, output, functools.partial(stage, rt, d, k, start), stage.__name__, rt.config_sha)
-    rt.models.ensure_policy(d / "checkpoint")  # on every rank: a vLLM engine's sync of a sharded policy is a collective
+    """Iteration k from the policy ``start`` holds: each stage a function over the batch the one before
+    returned, run (or, when its output exists, skipped) by the resume layer (``tracking/resume.py``)."""
+    it = StageFolder(rt.run / f"iter_{k}", rt.config_sha, previous=rt.run / f"iter_{k - 1}" if k > 1 else None)
+    algorithm = iteration_config(rt.algo, rt.cfg.algorithm, it)  # an adaptive KL's β as iteration k-1 left it
+    with stopped_on_divergence(rt.cfg, f"iteration {k}", start):
+        rollouts = it.run("generate", "rollouts.pt", lambda: generate(rt, k, start, it.previous_metrics("generate")))
+        scored = it.run("score", "scored.pt", lambda b: score(rt.reward, it.previous_state("reward_norm"), b), rollouts)
+        carried = functools.partial(state_before, rt.algo, rt.cfg.algorithm, it)
+        prepared = it.run("prepare", "prepared.pt", lambda b: prepare(rt, k, start, carried(), b), scored)
+        checkpoint = it.run("train", "checkpoint", lambda b: train(rt, k, start, algorithm, b), prepared)
+    rt.models.ensure_policy(checkpoint)  # on every rank: a vLLM engine's sync of a sharded policy is a collective
     e, last = rt.cfg.eval, k == rt.cfg.loop.iterations
     if k % e.every == 0 or last:
-        evaluate(rt, d, d / "checkpoint")
+        evaluate(rt, it.path, checkpoint)
     if e.benchmarks and (k % e.benchmarks_every == 0 or last):
-        evaluate_on_benchmarks(rt, d, d / "checkpoint")
-    return d / "checkpoint"
+        evaluate_on_benchmarks(rt, it.path, checkpoint)
+    return checkpoint

@@ -13,7 +13,6 @@ from itero.algorithms import ALGORITHMS, grpo
 from itero.algorithms.base import Algorithm, Schedule, plain_loss
 from itero.config import load_config
 from itero.stages.prepare import prepare
-from itero.tracking.rundir import atomic_torch_save, load_stage
 from itero.training.forward import compute_logprobs
 
 
@@ -74,9 +73,7 @@ def test_a_new_input_is_one_role_and_one_pull(tmp_path):
         ),
     )
     batch = text_batch(tok, ["1+2=", "1+2="], ["3", "4"], scores=[1.0, -1.0], group_ids=[0, 0])
-    atomic_torch_save(tmp_path / "scored.pt", batch)
-    prepare(rt, tmp_path, 1, None)
-    out = load_stage(tmp_path / "prepared.pt")
+    out = prepare(rt, 1, None, None, batch).result
     mbs = cfg.training.micro_batch_size
     assert loaded == [str(tmp_path / "teacher")]
     assert torch.allclose(out.ref_logprobs, compute_logprobs(teacher, batch, mbs, 1.0))

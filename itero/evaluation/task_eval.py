@@ -66,7 +66,7 @@ def grade_samples(
         batch = generator.generate(
             list(prompts[start : start + chunk]), params, answers=list(answers[start : start + chunk])
         )
-        correct += reward.grade(batch.response_texts, batch.answers)[1]
+        correct += reward.correct(batch.response_texts, batch.answers)
         lengths += batch.response_lengths.tolist()
         truncated += batch.truncated.tolist()
         if advance is not None:

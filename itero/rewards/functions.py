@@ -174,7 +174,7 @@ class RewardFunctions(NormState):
         """(rewards, correct flags). Without ``prompts`` (evaluation asks only for correctness) the
         functions are not called and the rewards are NaN."""
         responses, answers = list(responses), list(answers)
-        correct = self.grader.grade(responses, answers)[1] if any(answers) else [False] * len(responses)
+        correct = self.correct(responses, answers)
         if prompts is None:
             return [math.nan] * len(responses), correct
         prompts = list(prompts)
@@ -185,6 +185,11 @@ class RewardFunctions(NormState):
             self.last_metrics[f"{term.name}_mean"] = sum(values) / max(len(values), 1)
             total = [t + term.weight * v for t, v in zip(total, values)]
         return total, correct
+
+    def correct(self, responses: Sequence[str], answers: Sequence[str]) -> list[bool]:
+        """The math grader's flags where gold answers exist; the functions are not called."""
+        responses, answers = list(responses), list(answers)
+        return self.grader.grade(responses, answers)[1] if any(answers) else [False] * len(responses)
 
     def _dataset_columns(self, prompts: list[str], answers: list[str]) -> dict[str, list]:
         if self.columns_of is None:

@@ -26,6 +26,11 @@ class RewardFn(Protocol):
         """(rewards, the grader's correct flags), in input order."""
         ...
 
+    def correct(self, responses: Sequence[str], answers: Sequence[str]) -> list[bool]:
+        """The verifier's correct flags alone: no reward model is called, no running normaliser moves
+        (DAPO's dynamic sampling, evaluation). All False where the reward has no verifier."""
+        ...
+
     def state_dict(self) -> dict:
         """The running state a resumed run needs (a reward model's normaliser); {} when stateless."""
         ...
@@ -61,6 +66,9 @@ class MathReward(NormState):
         """(rewards, correct flags), in input order. ``prompts`` is unused (RewardModel.grade's signature)."""
         verdicts = grade_batch(list(zip(responses, answers)), workers=self.workers, mode=self.extraction)
         return [self.value(v) for v in verdicts], [v.correct for v in verdicts]
+
+    def correct(self, responses: Sequence[str], answers: Sequence[str]) -> list[bool]:
+        return self.grade(responses, answers)[1]
 
     def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]:
         return self.grade(responses, answers)[0]

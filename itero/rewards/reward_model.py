@@ -167,12 +167,11 @@ class RewardModel(NormState):
     ) -> tuple[list[float], list[bool]]:
         """(rewards, correct flags). Without ``prompts`` (the loop does not pass them yet) the response is scored alone."""
         prompts = list(prompts) if prompts is not None else [""] * len(responses)
-        rewards = self.score(prompts, responses).tolist()
-        if self.verifier is not None:
-            correct = self.verifier.grade(responses, answers)[1]
-        else:
-            correct = [False] * len(responses)
-        return rewards, correct
+        return self.score(prompts, responses).tolist(), self.correct(responses, answers)
+
+    def correct(self, responses: Sequence[str], answers: Sequence[str]) -> list[bool]:
+        """The verifier's flags; all False without one (an RM score says nothing about correctness)."""
+        return self.verifier.correct(responses, answers) if self.verifier is not None else [False] * len(responses)
 
     def __call__(self, responses: Sequence[str], answers: Sequence[str]) -> list[float]:
         return self.grade(responses, answers)[0]

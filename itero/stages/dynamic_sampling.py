@@ -16,7 +16,6 @@ seeded by the iteration and the round, so a generate stage restarted after a cra
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 
@@ -28,6 +27,7 @@ from itero.algorithms.base import DynamicSampling
 from itero.batch import RolloutBatch
 from itero.core.advantages import in_varied_group
 from itero.errors import IteroError
+from itero.rewards.math import RewardFn
 from itero.runtime import Runtime
 
 
@@ -49,39 +49,32 @@ def first_groups(group_ids: Tensor, n: int) -> Tensor:
     return torch.isin(group_ids, groups[:n])
 
 
-def pool_offset(rt: Runtime, k: int) -> int:
-    """Where iteration k's prompts start in the seeded pool: where iteration k−1's sampling stopped."""
-    if rt.cfg.loop.same_prompts_every_iteration or k == 1:
-        return 0
-    previous = json.loads((rt.run / f"iter_{k - 1}" / "generate.json").read_text())
-    return previous["pool_offset"] + previous["prompts_sampled"]
+def pool_offset(previous: dict | None) -> int:
+    """Where an iteration's prompts start in the seeded pool: where the previous iteration's sampling
+    stopped (``previous``: its ``generate.json``; None for the first iteration)."""
+    return 0 if previous is None else previous["pool_offset"] + previous["prompts_sampled"]
 
 
-def correct_flags(rt: Runtime, batch: RolloutBatch) -> Tensor:
+def correct_flags(reward: RewardFn, batch: RolloutBatch) -> Tensor:
     """(B,) bool, graded on rank 0 and sent to every rank (a grader time-out then cannot split the ranks).
-    A reward model's own verifier grades, so the model is not called and its running norm stays put."""
-    dist, reward = distributed.current(), rt.reward
-    flags = None
-    if dist.is_main:
-        if hasattr(reward, "verifier"):  # a RewardModel: correctness from its verifier, False without one
-            v = reward.verifier
-            flags = v.grade(batch.response_texts, batch.answers)[1] if v else [False] * batch.batch_size
-        else:  # the math grader, or reward functions (without prompts: correctness only)
-            flags = reward.grade(batch.response_texts, batch.answers)[1]
+    ``RewardFn.correct`` grades without calling a reward model, so its running norm stays put."""
+    dist = distributed.current()
+    flags = reward.correct(batch.response_texts, batch.answers) if dist.is_main else None
     return torch.tensor(dist.broadcast_object(flags), dtype=torch.bool)
 
 
 def refill(
-    rt: Runtime, k: int, spec: DynamicSampling, sample: Callable[..., RolloutBatch]
+    rt: Runtime, k: int, spec: DynamicSampling, sample: Callable[..., RolloutBatch], offset: int = 0
 ) -> tuple[RolloutBatch, dict]:
-    """Iteration k's batch of ``loop.prompts_per_iteration`` kept groups, and what ``generate.json`` logs.
+    """Iteration k's batch of ``loop.prompts_per_iteration`` kept groups, and what ``generate.json`` logs;
+    sampling starts at ``offset`` in the pool (``pool_offset``).
 
     ``sample(problems, round_=r, first_group=g)`` generates the samples of one round on every rank."""
     target = rt.cfg.loop.prompts_per_iteration
     per_round = spec.prompts_per_round or target
     pool = list(rt.task.train)
     random.Random(rt.cfg.loop.seed).shuffle(pool)  # the same pool and order as the plain generate stage
-    offset = pool_offset(rt, k)
+    offset = 0 if rt.cfg.loop.same_prompts_every_iteration else offset
     kept, n_kept, rounds = [], 0, 0
     while n_kept < target:
         if (spec.max_rounds and rounds >= spec.max_rounds) or (rounds + 1) * per_round > len(pool):
@@ -96,7 +89,7 @@ def refill(
         start = (offset + rounds * per_round) % len(pool)
         problems = (pool + pool)[start : start + per_round]
         batch = sample(problems, round_=rounds, first_group=rounds * per_round)
-        keep = kept_rows(correct_flags(rt, batch), batch.group_ids)
+        keep = kept_rows(correct_flags(rt.reward, batch), batch.group_ids)
         kept.append(batch.select(keep.nonzero().flatten()))
         n_kept += int(torch.unique(batch.group_ids[keep]).numel())
         rounds += 1

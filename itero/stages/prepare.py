@@ -1,5 +1,6 @@
 """The prepare stage: the algorithm selects the rows that train, pulls the inputs it needs from a
-context (``stages/context.py``) and assigns credit; diagnostics of the result go to ``prepare.json``."""
+context (``stages/context.py``) and assigns credit; diagnostics of the result go to ``prepare.json``
+(written by the resume layer, ``tracking/resume.py``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from pathlib import Path
 
 import torch
 
+from itero.algorithms.base import IterationState
 from itero.batch import RolloutBatch
 from itero.core.importance import tis_weights
 from itero.core.masked import explained_variance
 from itero.runtime import Runtime
 from itero.stages.context import PrepareContext
-from itero.stages.iteration_state import save_state, state_before
-from itero.tracking.rundir import atomic_torch_save, atomic_write_json, atomic_write_jsonl, load_stage
+from itero.tracking.resume import StageOutput
 
 
 def logprob_temperature(rt: Runtime) -> float:
@@ -23,9 +24,10 @@ def logprob_temperature(rt: Runtime) -> float:
     return T if rt.algo.schedule(rt.cfg.algorithm).logprobs_at_sampling_temperature and T > 0 else 1.0
 
 
-def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
-    batch = load_stage(d / "scored.pt")
-    algo, state = rt.algo, state_before(rt, k)
+def prepare(rt: Runtime, k: int, start: Path | None, state: IterationState | None, batch: RolloutBatch) -> StageOutput:
+    """Iteration k's scored ``batch`` made ready to train; ``state``: what the algorithm carries across
+    iterations (None for most), returned updated so iteration k+1 starts from it."""
+    algo = rt.algo
     cfg = rt.cfg.algorithm if state is None else state.config(rt.cfg.algorithm)
     selected, stats = algo.select(batch, cfg, torch.Generator().manual_seed(rt.cfg.loop.seed * 7919 + k))
     prepared = selected
@@ -35,20 +37,19 @@ def prepare(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
         stats.update(ctx.stats)
         if state is not None:
             stats.update(state.update(prepared))
-    if state is not None:  # before prepared.pt marks the stage done: iteration k+1 starts from it
-        save_state(d, state)
     prepared, tis = importance_weighted(rt, prepared)
     stats.update(tis)
     stats.update(batch_diagnostics(prepared))
-    atomic_write_jsonl(
-        d / "selected.jsonl",
-        [
-            {"group": int(g), "response": r, "reward": float(s)}
-            for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
-        ],
+    rows = [
+        {"group": int(g), "response": r, "reward": float(s)}
+        for g, r, s in zip(prepared.group_ids, prepared.response_texts, prepared.scores)
+    ]
+    return StageOutput(
+        stats,
+        result=prepared,
+        rows={"selected": rows},
+        state={} if state is None else {state.name: state.state_dict()},
     )
-    atomic_write_json(d / "prepare.json", stats)
-    atomic_torch_save(d / "prepared.pt", prepared)
 
 
 def importance_weighted(rt: Runtime, prepared: RolloutBatch) -> tuple[RolloutBatch, dict]:

@@ -1,13 +1,10 @@
-"""The generate and score stages: iteration k's prompts sampled by the policy, then graded.
-
-Each writes its metrics (``<stage>.json``) and then its output, whose appearing marks it done.
-"""
+"""The generate and score stages: iteration k's prompts sampled by the policy, then graded. Each returns
+a ``StageOutput``; the resume layer (``tracking/resume.py``) writes it."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import random
 import time
 from pathlib import Path
@@ -17,11 +14,12 @@ import torch
 from itero import distributed
 from itero.batch import RolloutBatch
 from itero.core.advantages import zero_variance_group_fraction
+from itero.rewards.math import RewardFn
 from itero.runtime import Runtime
 from itero.samplers import sources
 from itero.stages import dynamic_sampling
 from itero.tracking import progress
-from itero.tracking.rundir import atomic_torch_save, atomic_write_json, atomic_write_jsonl, load_stage
+from itero.tracking.resume import StageOutput
 
 
 def prompts_for(rt: Runtime, k: int) -> list:
@@ -33,7 +31,9 @@ def prompts_for(rt: Runtime, k: int) -> list:
     return (pool + pool)[offset : offset + n]
 
 
-def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
+def generate(rt: Runtime, k: int, start: Path | None, previous: dict | None) -> StageOutput:
+    """Iteration k's samples by the policy ``start`` holds; ``previous``: the last iteration's metrics
+    (where its prompts stopped in the pool)."""
     rt.models.ensure_policy(start)
     spec = rt.algo.schedule(rt.cfg.algorithm).dynamic_sampling
     t0, n = time.perf_counter(), rt.cfg.loop.prompts_per_iteration
@@ -41,21 +41,19 @@ def generate(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
         if spec is None:
             batch, stats = sample(rt, k, prompts_for(rt, k), advance), {}
         else:  # DAPO: rounds of further prompts until n groups of mixed correctness are kept
-            batch, stats = dynamic_sampling.refill(rt, k, spec, functools.partial(sample, rt, k, advance=advance))
+            sampler = functools.partial(sample, rt, k, advance=advance)
+            batch, stats = dynamic_sampling.refill(rt, k, spec, sampler, dynamic_sampling.pool_offset(previous))
     seconds = time.perf_counter() - t0
     tokens = int(batch.response_lengths.sum())
-    atomic_write_json(
-        d / "generate.json",
-        {
-            "tokens": tokens,
-            "seconds": seconds,
-            "tokens_per_second": tokens / seconds,
-            "response_length": float(batch.response_lengths.float().mean()),
-            "truncation_rate": float(batch.truncated.float().mean()),
-            **stats,
-        },
-    )
-    atomic_torch_save(d / "rollouts.pt", batch)
+    metrics = {
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_second": tokens / seconds,
+        "response_length": float(batch.response_lengths.float().mean()),
+        "truncation_rate": float(batch.truncated.float().mean()),
+        **stats,
+    }
+    return StageOutput(metrics, result=batch)
 
 
 def sample(rt: Runtime, k: int, problems: list, advance, round_: int = 0, first_group: int = 0) -> RolloutBatch:
@@ -87,32 +85,28 @@ def sample(rt: Runtime, k: int, problems: list, advance, round_: int = 0, first_
     return RolloutBatch.concat([b for _, b in parts], rt.tokenizer.pad_token_id)
 
 
-def score(rt: Runtime, d: Path, k: int, start: Path | None = None) -> None:
-    batch = load_stage(d / "rollouts.pt")
-    # a reward model's running normaliser continues from the state iteration k-1 left, whatever ran since
-    previous = rt.run / f"iter_{k - 1}" / "reward_norm.json"
-    rt.reward.load_state_dict(json.loads(previous.read_text()) if previous.exists() else None)
-    rewards, correct = rt.reward.grade(batch.response_texts, batch.answers, prompts=batch.prompt_texts)
-    if state := rt.reward.state_dict():
-        atomic_write_json(d / "reward_norm.json", state)
+def score(reward: RewardFn, norm_state: dict | None, batch: RolloutBatch) -> StageOutput:
+    """Scores of the samples in ``batch``. A reward model's running normaliser continues from
+    ``norm_state`` (the state the last iteration left, whatever ran since) and its new state is saved."""
+    reward.load_state_dict(norm_state)
+    rewards, correct = reward.grade(batch.response_texts, batch.answers, prompts=batch.prompt_texts)
     scores = torch.tensor(rewards, dtype=torch.float32)
-    batch = batch.replace(scores=scores)  # per-token rewards are the algorithm's (prepare: KL shaping, penalties)
-    atomic_write_jsonl(
-        d / "rollouts.jsonl",
-        [
-            {"prompt": p, "response": r, "answer": a, "reward": s, "correct": c, "truncated": bool(t)}
-            for p, r, a, s, c, t in zip(
-                batch.prompt_texts, batch.response_texts, batch.answers, rewards, correct, batch.truncated
-            )
-        ],
+    rows = [
+        {"prompt": p, "response": r, "answer": a, "reward": s, "correct": c, "truncated": bool(t)}
+        for p, r, a, s, c, t in zip(
+            batch.prompt_texts, batch.response_texts, batch.answers, rewards, correct, batch.truncated
+        )
+    ]
+    metrics = {
+        "reward_mean": float(scores.mean()),
+        "sample_accuracy": sum(correct) / len(correct),
+        "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
+        **reward.last_metrics,  # reward.functions: each function's mean, <name>_mean
+    }
+    state = reward.state_dict()
+    return StageOutput(
+        metrics,
+        result=batch.replace(scores=scores),  # per-token rewards are the algorithm's (prepare: KL shaping, penalties)
+        rows={"rollouts": rows},
+        state={"reward_norm": state} if state else {},
     )
-    atomic_write_json(
-        d / "score.json",
-        {
-            "reward_mean": float(scores.mean()),
-            "sample_accuracy": sum(correct) / len(correct),
-            "frac_zero_variance_groups": zero_variance_group_fraction(scores, batch.group_ids),
-            **rt.reward.last_metrics,  # reward.functions: each function's mean, <name>_mean
-        },
-    )
-    atomic_torch_save(d / "scored.pt", batch)

@@ -1,23 +1,28 @@
 """The train stage: the algorithm's loss through the learner, then its critic when it has one, and
-the checkpoint that marks the iteration trained. The learner never sees the algorithm's config; the
-algorithm's ``schedule`` says what differs (a frozen actor, a restart from the initial policy)."""
+the checkpoint that marks the iteration trained (the resume layer writes it with ``save_checkpoint``).
+The learner never sees the algorithm's config; the algorithm's ``schedule`` says what differs (a
+frozen actor, a restart from the initial policy)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
+from itero.batch import RolloutBatch
 from itero.models import lora
 from itero.runtime import Runtime
 from itero.stages.context import LearnerContext, critic_for
-from itero.stages.iteration_state import iteration_config
 from itero.stages.prepare import logprob_temperature
 from itero.tracking import progress
-from itero.tracking.rundir import atomic_dir, atomic_write_json, atomic_write_jsonl, load_stage
+from itero.tracking.resume import StageOutput
+from itero.tracking.rundir import atomic_dir
 
 
-def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
-    batch = load_stage(d / "prepared.pt")
-    algo, cfg, t = rt.algo, iteration_config(rt, k), rt.cfg.training
+def train(rt: Runtime, k: int, start: Path | None, cfg: Any, batch: RolloutBatch) -> StageOutput:
+    """Iteration k's optimizer steps on the prepared ``batch`` from the policy ``start`` holds, with
+    ``cfg`` the algorithm config of this iteration (its carried state in)."""
+    algo, t = rt.algo, rt.cfg.training
     plan, models = algo.schedule(cfg), algo.models_needed(cfg)
     rt.models.ensure_policy(rt.models.initial_checkpoint if plan.restart_from_base else start)
     units = batch.batch_size // algo.rows_per_unit
@@ -55,9 +60,11 @@ def train(rt: Runtime, d: Path, k: int, start: Path | None) -> None:
             metrics.update(
                 {f"value_{key}" if not key.startswith("value") else key: v for key, v in value_metrics.items()}
             )
-    atomic_write_json(d / "train.json", metrics)
-    atomic_write_jsonl(d / "train_steps.jsonl", per_step)  # every optimizer step's diagnostics
-    save_checkpoint(rt, d / "checkpoint", with_optimizer=not t.reset_optimizer_each_iteration)
+    return StageOutput(
+        metrics,
+        write=functools.partial(save_checkpoint, rt, with_optimizer=not t.reset_optimizer_each_iteration),
+        rows={"train_steps": per_step},  # every optimizer step's diagnostics
+    )
 
 
 def save_checkpoint(rt: Runtime, path: Path, with_optimizer: bool) -> None:

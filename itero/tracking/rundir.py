@@ -12,8 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -243,32 +242,3 @@ def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: b
             atomic_write_text(path / "config.history" / f"{config_sha(old)}.yaml", old)
     atomic_write_text(config_file, config_text)
     return path
-
-
-def record_stage(d: Path, stage: str, sha: str, seconds: float | None = None) -> None:
-    """The config each stage ran under in ``provenance.json`` (its ``config_sha``) and, for the stages
-    of an iteration, wall-clock seconds in ``time.json`` (compare plots accuracy against their sum)."""
-    for name, value in (("provenance.json", sha), ("time.json", seconds)):
-        f = d / name
-        if value is not None:
-            done = json.loads(f.read_text()) if f.exists() else {}
-            atomic_write_json(f, {**done, stage: value})
-
-
-def pending(output: Path) -> bool:
-    """Whether a stage still has to run, as rank 0 sees it: all ranks must take the same branch."""
-    from itero.distributed import current
-
-    return current().broadcast_object(not output.exists())
-
-
-def run_stage(d: Path, output: str, stage: Callable[[], None], name: str, sha: str) -> None:
-    """Run ``stage`` unless ``d/output`` exists; record its time and config, then let the other ranks
-    read what rank 0 wrote. The output appearing is what marks the stage done."""
-    from itero.distributed import current
-
-    if pending(d / output):
-        t0 = time.perf_counter()
-        stage()
-        record_stage(d, name, sha, time.perf_counter() - t0)
-        current().barrier()

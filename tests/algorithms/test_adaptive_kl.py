@@ -4,7 +4,6 @@ numbers), and the state file iteration k+1 starts from."""
 import json
 import math
 import re
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +14,8 @@ from itero.algorithms.policy_gradient import AdaptiveKLCoef, KLCoefConfig
 from itero.config import load_config
 from itero.models.tiny import build_char_tokenizer
 from itero.schema import ConfigError
-from itero.stages.iteration_state import iteration_config, save_state, state_before
+from itero.stages.iteration_state import iteration_config, state_before
+from itero.tracking.resume import StageFolder, write_state
 from itero.tracking.rundir import RunDirError
 
 OLD = torch.tensor([[-1.0, -2.0, -0.5], [-0.2, -0.3, 0.0]])
@@ -100,33 +100,34 @@ def test_a_horizon_that_could_flip_the_sign_of_beta_is_refused():
         state.update(two_rows())  # 2 rows > 5·0.3: 1 − 0.2·2/0.3 < 0
 
 
-def runtime(tmp_path, cfg):
-    return SimpleNamespace(algo=ALGORITHMS[cfg.name], cfg=SimpleNamespace(algorithm=cfg), run=tmp_path)
+def folder(run, k):
+    return StageFolder(run / f"iter_{k}", "sha", previous=run / f"iter_{k - 1}" if k > 1 else None)
 
 
 def test_iteration_k_starts_from_the_state_iteration_k_minus_1_saved(tmp_path):
     cfg = grpo.Config(beta=0.01, kl_ctrl="adaptive", kl_target=0.125, kl_horizon=10)
-    rt = runtime(tmp_path, cfg)
-    assert iteration_config(rt, 1).beta == 0.01
-    state = state_before(rt, 1)
+    algo = ALGORITHMS[cfg.name]
+    assert iteration_config(algo, cfg, folder(tmp_path, 1)).beta == 0.01
+    state = state_before(algo, cfg, folder(tmp_path, 1))
     state.update(two_rows())
-    save_state(tmp_path / "iter_1", state)
+    write_state(tmp_path / "iter_1" / f"{state.name}.json", state.state_dict())
     saved = json.loads((tmp_path / "iter_1" / "kl_ctrl.json").read_text())
     assert saved == {"value": state.controller.value, "target": 0.125, "horizon": 10.0} and saved["value"] != 0.01
     # a new process (a resumed run) reads the same β for iteration 2, in prepare and in train
-    assert iteration_config(rt, 2).beta == saved["value"]
-    assert state_before(rt, 2).controller.value == saved["value"]
+    assert iteration_config(algo, cfg, folder(tmp_path, 2)).beta == saved["value"]
+    assert state_before(algo, cfg, folder(tmp_path, 2)).controller.value == saved["value"]
     # fixed β carries nothing and reads nothing
-    assert iteration_config(runtime(tmp_path / "none", grpo.Config(beta=0.01)), 5).beta == 0.01
+    fixed = grpo.Config(beta=0.01)
+    assert iteration_config(ALGORITHMS[fixed.name], fixed, folder(tmp_path / "none", 5)).beta == 0.01
 
 
 def test_a_missing_or_damaged_state_file_is_reported(tmp_path):
     cfg = grpo.Config(beta=0.01, kl_ctrl="adaptive")
-    rt = runtime(tmp_path, cfg)
+    algo = ALGORITHMS[cfg.name]
     with pytest.raises(RunDirError, match=re.escape("iter_1/kl_ctrl.json is missing")):
-        state_before(rt, 2)
-    save_state(tmp_path / "iter_1", state_before(rt, 1))
+        state_before(algo, cfg, folder(tmp_path, 2))
+    write_state(tmp_path / "iter_1" / "kl_ctrl.json", state_before(algo, cfg, folder(tmp_path, 1)).state_dict())
     path = tmp_path / "iter_1" / "kl_ctrl.json"
     path.write_text(path.read_text().replace("0.01", "0.02"))  # a changed digit is still valid JSON
     with pytest.raises(RunDirError, match="sha256 differs"):
-        state_before(rt, 2)
+        state_before(algo, cfg, folder(tmp_path, 2))

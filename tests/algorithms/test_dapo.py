@@ -19,7 +19,7 @@ from itero.algorithms import ALGORITHMS, dapo
 from itero.algorithms.base import DynamicSampling
 from itero.config import load_config
 from itero.core.overlong import overlong_penalty
-from itero.stages.dynamic_sampling import DynamicSamplingError, first_groups, kept_rows, refill
+from itero.stages.dynamic_sampling import DynamicSamplingError, first_groups, kept_rows, pool_offset, refill
 
 
 def test_overlong_penalty_on_hand_numbers():
@@ -116,7 +116,7 @@ def test_preset_loads_with_the_paper_clip_range():
 def fake_run(tmp_path, target, seed=0):
     _, tok = tiny()
     loop = SimpleNamespace(prompts_per_iteration=target, seed=seed, same_prompts_every_iteration=False)
-    reward = SimpleNamespace(grade=lambda responses, answers: (None, [r == "y" for r in responses]))
+    reward = SimpleNamespace(correct=lambda responses, answers: [r == "y" for r in responses])
     rt = SimpleNamespace(
         cfg=SimpleNamespace(loop=loop),
         task=SimpleNamespace(train=list(range(30))),
@@ -156,10 +156,9 @@ def test_refill_samples_rounds_until_the_batch_is_full_and_cuts_the_surplus(tmp_
 def test_the_next_iteration_starts_where_this_one_stopped(tmp_path):
     rt, sample, calls = fake_run(tmp_path, target=2)
     _, stats = refill(rt, 1, DynamicSampling(prompts_per_round=3), sample)
-    (tmp_path / "iter_1").mkdir()
-    (tmp_path / "iter_1" / "generate.json").write_text(json.dumps(stats))
     calls.clear()
-    _, stats2 = refill(rt, 2, DynamicSampling(prompts_per_round=3), sample)
+    offset = pool_offset(json.loads(json.dumps(stats)))  # iteration 1's generate.json, as iteration 2 reads it
+    _, stats2 = refill(rt, 2, DynamicSampling(prompts_per_round=3), sample, offset)
     assert stats2["pool_offset"] == stats["prompts_sampled"]
     pool = list(range(30))
     random.Random(0).shuffle(pool)
