@@ -45,7 +45,13 @@ def apply_override(data: dict, item: str) -> None:
         value = raw
     if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
         value = raw  # YAML 1.1 reads yes/no/on/off as booleans: on the command line they are words (a name "no")
-    parts = key.strip().split(".")
+    key = key.strip()
+    new = _moves(data, key)
+    if new is not None:  # an old key goes to its new place here, so that it wins over the file as any override does
+        if value is None:
+            return  # null: its default
+        key = new
+    parts = key.split(".")
     node = data
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -57,13 +63,34 @@ def apply_override(data: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
-# keys that moved: old dotted key -> new one (a run directory's config.yaml keeps loading)
-MOVED = {"generation.tis_cap": "algorithm.tis_cap"}
+# keys that moved: old dotted key -> (new one, the algorithm whose key it is, or None for any). A run
+# directory's config.yaml and an override of the old key keep loading.
+MOVED = {
+    "generation.tis_cap": ("algorithm.tis_cap", None),
+    "algorithm.dpo_loss": ("algorithm.dpo.loss", "rto"),
+    "algorithm.dpo_beta": ("algorithm.dpo.beta", "rto"),
+    "algorithm.dpo_nll_weight": ("algorithm.dpo.nll_weight", "rto"),
+}
+
+
+def _moves(data: dict, old: str) -> str | None:
+    """The new key of ``old`` when it moved for the algorithm ``data`` names; None if it did not move."""
+    if old not in MOVED:
+        return None
+    new, algorithm = MOVED[old]
+    section = data.get("algorithm")
+    if algorithm is not None and not (isinstance(section, dict) and section.get("name") == algorithm):
+        return None
+    return new
 
 
 def migrate(data: dict) -> None:
-    """Move the keys of ``MOVED`` to their new place; a null old value is dropped (its default)."""
-    for old, new in MOVED.items():
+    """Move the keys of ``MOVED`` to their new place; a null old value is dropped (its default), and a
+    value already at the new place (an override) stays."""
+    for old in MOVED:
+        new = _moves(data, old)
+        if new is None:
+            continue
         *path, leaf = old.split(".")
         node = data
         for part in path:
@@ -71,12 +98,16 @@ def migrate(data: dict) -> None:
         if not isinstance(node, dict) or leaf not in node:
             continue
         value = node.pop(leaf)
-        if value is not None:
-            *new_path, new_leaf = new.split(".")
-            target = data
-            for part in new_path:
-                target = target.setdefault(part, {})
+        if value is None:
+            continue
+        *new_path, new_leaf = new.split(".")
+        target = data
+        for part in new_path:
+            target = target.setdefault(part, {}) if isinstance(target, dict) else None
+        if isinstance(target, dict):
             target.setdefault(new_leaf, value)
+        else:  # the new section is not a mapping: the old key stays, and validation names both
+            node[leaf] = value
 
 
 def explain(err: ValidationError, root: type[BaseModel], algorithm_configs: dict, default_algorithm: str) -> str:
@@ -106,10 +137,10 @@ def explain(err: ValidationError, root: type[BaseModel], algorithm_configs: dict
 
 
 def _allowed_keys(loc: list[str], raw_loc: tuple, root, algorithm_configs: dict, default_algorithm: str) -> list[str]:
-    if loc[:1] == ["algorithm"]:
-        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in algorithm_configs else default_algorithm
-        return list(algorithm_configs[variant].model_fields)
     model: Any = root
+    if loc[:1] == ["algorithm"]:  # the variant's fields, then its nested sections (rto's dpo)
+        variant = raw_loc[1] if len(raw_loc) > 1 and raw_loc[1] in algorithm_configs else default_algorithm
+        model, loc = algorithm_configs[variant], loc[1:]
     for part in loc:
         field = model.model_fields.get(part)
         ann = field.annotation if field is not None else None

@@ -5,8 +5,8 @@ r_t = clamp(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c) − β_kl·(log �
 then GAE, whitening, PPO-clip and the clipped value loss exactly as ``ppo``. π_ref is the initial
 (SFT) model; π_dpo is loaded frozen from ``dpo_model_path`` (a folder written by an itero ``dpo``
 run: ``runs/<name>/iter_<k>/checkpoint``), or trained first in the same run: ``dpo_iterations``
-iterations of iterative DPO from the initial policy (``dpo_loss``, ``dpo_beta``, ``dpo_nll_weight``, ``dpo_lr``), in
-``<run>/dpo_model/``, before the first RTO iteration. Order as RTO's ``compute_reward``: scale by β₁, then
+iterations of iterative DPO from the initial policy (the ``dpo`` section: a ``dpo`` algorithm config, every
+loss option of it; and ``dpo_lr``), in ``<run>/dpo_model/``, before the first RTO iteration. Order as RTO's ``compute_reward``: scale by β₁, then
 clamp (only when c > 0). Defaults: RTO's script (β₁ 0.05, c 0.05, β_kl 0.01 as k1 in the reward,
 λ 0.95); the critic starts from the reward model when ``value_model: reward_model`` (RTO) or from
 the policy.
@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
-from itero.algorithms import dpo, ppo
+from itero.algorithms import ppo
 from itero.algorithms.base import Context, PreRun, Schedule
+from itero.algorithms.dpo import Config as DPOConfig
 from itero.algorithms.policy_gradient import apply_negative_weight
 from itero.batch import RolloutBatch
-from itero.core.preference import PREFERENCE_LOSSES
 
 rows_per_unit = 1
 select = ppo.select
@@ -37,9 +37,8 @@ class Config(ppo.Config):
     name: Literal["rto"] = "rto"  # type: ignore[assignment]
     dpo_model_path: str = ""  # frozen DPO policy, or
     dpo_iterations: int = Field(0, ge=0)  # > 0: train it first, in this run (iterative DPO from the initial policy)
-    dpo_loss: str = "sigmoid"  # of the DPO model trained in the run: one of core.preference.PREFERENCE_LOSSES
-    dpo_beta: float = Field(0.1, gt=0.0)
-    dpo_nll_weight: float = Field(0.0, ge=0.0)
+    # the iterative DPO that trains the DPO model in the run (its loss, β, NLL weight, pairing, ...)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
     dpo_lr: float | None = Field(None, gt=0.0)  # None: training.lr
     dpo_reward_scale: float = Field(0.05, gt=0.0)  # β₁
     dpo_reward_clip: float = Field(0.05, ge=0.0)  # c; 0 = no clamp
@@ -55,13 +54,6 @@ class Config(ppo.Config):
     @property
     def min_samples_per_prompt(self) -> int:  # type: ignore[override]
         return 2 if self.dpo_iterations else 1  # training the DPO model needs pairs
-
-    @field_validator("dpo_loss")
-    @classmethod
-    def _known_loss(cls, value: str) -> str:
-        if value not in PREFERENCE_LOSSES:
-            raise ValueError(f"unknown dpo_loss {value!r}; choose one of {', '.join(PREFERENCE_LOSSES)}")
-        return value
 
     @model_validator(mode="after")
     def _has_dpo_model(self):
@@ -98,8 +90,7 @@ def schedule(cfg: Config) -> Schedule:
     """PPO's, after an iterative-DPO run in ``<run>/dpo_model/`` when the DPO model is trained in the run."""
     pre_runs = ()
     if cfg.dpo_iterations:
-        algorithm = dpo.Config(loss=cfg.dpo_loss, beta=cfg.dpo_beta, nll_weight=cfg.dpo_nll_weight)
-        pre_runs = (PreRun("dpo_model", algorithm, cfg.dpo_iterations, cfg.dpo_lr),)
+        pre_runs = (PreRun("dpo_model", cfg.dpo, cfg.dpo_iterations, cfg.dpo_lr),)
     return dataclasses.replace(ppo.schedule(cfg), pre_runs=pre_runs)
 
 

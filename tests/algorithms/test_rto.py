@@ -2,14 +2,18 @@
 DPO term through GAE, config validation."""
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import text_batch, tiny
 
 from itero.algorithms import ppo, rto
 from itero.config import load_config
 from itero.schema import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_dpo_token_rewards_scale_then_clamp():
@@ -77,30 +81,71 @@ def test_needs_reference_even_without_kl():
     assert rto.Config.needs_dpo_model
 
 
-def test_the_in_run_dpo_model_takes_the_dpo_keys():
+def _dpo_model_config(cfg):
     from itero.loop import pre_run_config
 
-    def dpo_model_config(cfg):
-        (pre,) = rto.schedule(cfg.algorithm).pre_runs
-        return pre_run_config(cfg, pre)
+    (pre,) = rto.schedule(cfg.algorithm).pre_runs
+    return pre_run_config(cfg, pre)
 
+
+def test_the_in_run_dpo_model_is_the_dpo_section():
     cfg = load_config(
         None,
         [
             "algorithm=rto",
             "algorithm.dpo_iterations=2",
-            "algorithm.dpo_loss=dpop",
-            "algorithm.dpo_beta=0.2",
+            "algorithm.dpo.loss=rdpo",
+            "algorithm.dpo.beta=0.2",
+            "algorithm.dpo.rdpo_alpha=0.01",  # any option of the dpo algorithm, not only loss, beta and nll_weight
+            "algorithm.dpo.pairing=all_pairs",
             "algorithm.dpo_lr=1e-4",
             "training.lr=5e-5",
             "loop.iterations=5",
         ],
     )
-    sub = dpo_model_config(cfg)
-    assert (sub.algorithm.name, sub.algorithm.loss, sub.algorithm.beta) == ("dpo", "dpop", 0.2)
+    sub = _dpo_model_config(cfg)
+    assert sub.algorithm is cfg.algorithm.dpo
+    assert (sub.algorithm.name, sub.algorithm.loss, sub.algorithm.beta) == ("dpo", "rdpo", 0.2)
+    assert (sub.algorithm.rdpo_alpha, sub.algorithm.pairing) == (0.01, "all_pairs")
     assert (sub.training.lr, sub.loop.iterations) == (1e-4, 2)
-    assert (
-        dpo_model_config(load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1"])).algorithm.loss == "sigmoid"
-    )
-    with pytest.raises(ConfigError, match="unknown dpo_loss 'dpo'; choose one of sigmoid"):
-        load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo_loss=dpo"])
+    with pytest.raises(ConfigError, match=re.escape("algorithm.dpo.loss: got 'dpo'")):
+        load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo.loss=dpo"])
+    with pytest.raises(ConfigError, match=r"unknown key 'algorithm.dpo.rdpo_alfa' \(did you mean 'rdpo_alpha'\?\)"):
+        load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", "algorithm.dpo.rdpo_alfa=0.1"])
+
+
+def test_the_dpo_section_defaults_to_the_sigmoid_loss_at_beta_0_1():
+    from itero.algorithms import dpo
+
+    section = load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1"]).algorithm.dpo
+    assert (section.loss, section.beta, section.nll_weight) == ("sigmoid", 0.1, 0.0)
+    assert section == dpo.Config()
+
+
+def test_the_old_dpo_keys_still_load(tmp_path):
+    old = {"loss": "dpop", "beta": 0.2, "nll_weight": 0.5}
+    new = ["algorithm.dpo.loss=dpop", "algorithm.dpo.beta=0.2", "algorithm.dpo.nll_weight=0.5"]
+    expected = load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", *new]).algorithm
+    # a run directory's config.yaml written with algorithm.dpo_loss / dpo_beta / dpo_nll_weight
+    path = tmp_path / "config.yaml"
+    algorithm = {"name": "rto", "dpo_iterations": 1, **{f"dpo_{key}": value for key, value in old.items()}}
+    path.write_text(yaml.safe_dump({"algorithm": algorithm}))
+    assert load_config(path).algorithm == expected
+    # and as overrides
+    overrides = [f"algorithm.dpo_{key}={value}" for key, value in old.items()]
+    assert load_config(None, ["algorithm=rto", "algorithm.dpo_iterations=1", *overrides]).algorithm == expected
+    # an override wins over the file, in either shape; a null old key is its default
+    assert load_config(path, ["algorithm.dpo.loss=ipo"]).algorithm.dpo.loss == "ipo"
+    assert load_config(CONFIGS / "rto.yaml", ["algorithm.dpo_loss=ipo"]).algorithm.dpo.loss == "ipo"
+    assert load_config(CONFIGS / "rto.yaml", ["algorithm.dpo_loss=null"]).algorithm.dpo.loss == "dpop"
+    assert load_config(path, ["algorithm.dpo_beta=null"]).algorithm.dpo.beta == 0.2
+    # the keys are RTO's only
+    with pytest.raises(ConfigError, match="unknown key 'algorithm.dpo_loss'"):
+        load_config(None, ["algorithm=ppo", "algorithm.dpo_loss=dpop"])
+
+
+def test_configs_give_the_dpo_section():
+    for preset, loss in (("rto.yaml", "dpop"), ("chat/rto.yaml", "sigmoid")):
+        data = yaml.safe_load((CONFIGS / preset).read_text(encoding="utf-8"))
+        assert data["algorithm"]["dpo"] == {"loss": loss, "beta": 0.1}
+        assert not {"dpo_loss", "dpo_beta", "dpo_nll_weight"} & set(data["algorithm"])
