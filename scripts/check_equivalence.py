@@ -50,6 +50,7 @@ TIMING = ("seconds", "per_second", "elapsed", "time", "eta")
 def checkout(rev: str, dest: Path) -> Path:
     if not dest.exists():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    subprocess.run(["git", "-C", str(dest), "fetch", "-q", str(ROOT)], check=True)
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True, text=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "-q", sha.stdout.strip()], check=True)
     return dest
