@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from itero.batch import RolloutBatch
+
+if TYPE_CHECKING:
+    from itero.generation.stepper import Mixture
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,11 @@ class SamplingParams:
 
 
 class Generator(Protocol):
-    """What the loop, the samplers and VinePPO's rollouts call on a generation backend."""
+    """What the loop, the model pool, the samplers and VinePPO's rollouts call on a generation backend."""
 
     batch_size: int | None  # rows per forward batch; None = all at once (the engine schedules its own)
+    tokenizer: Any  # the policy's; the samplers build a reference model's hf generator with it
+    pad_token_id: int  # pads the rows of the batches it returns
 
     def generate(
         self,
@@ -32,13 +38,16 @@ class Generator(Protocol):
         *,
         prompt_texts: Sequence[str] | None = None,
         answers: Sequence[str] | None = None,
+        mixture: Mixture | None = None,
     ) -> RolloutBatch:
         """Sample ``params.n`` responses for each prompt (token ids, no padding).
 
         Fills prompt_ids / prompt_mask / response_ids / response_mask / group_ids / truncated /
         response_texts / sampler_logprobs (log-softmax of logits/temperature at the sampled token,
         before top-k/top-p truncation; of the raw logits when greedy). ``prompt_texts`` and
-        ``answers`` are per prompt and are repeated n times into the batch.
+        ``answers`` are per prompt and are repeated n times into the batch. ``mixture`` (a sampler
+        source's ``mix``) samples from the policy's logits mixed token by token with a reference's;
+        only a backend that runs its own decode loop (hf) can, the others raise NotImplementedError.
         """
         ...
 
@@ -59,6 +68,13 @@ class Generator(Protocol):
 
     def update_weights(self, model) -> None:
         """Serve ``model``'s current weights (a no-op for a backend that samples with the module itself)."""
+        ...
+
+    def load_adapter(self, folder: str | Path | None, model) -> None:
+        """Serve the LoRA policy ``model`` whose adapters are saved in ``folder`` (None: its adapters'
+        base alone, before any adapter checkpoint), in place of ``update_weights`` for a LoRA policy:
+        an engine keeps the base and takes the adapter folder as it is saved, with no weight sync; a
+        backend that samples with the module itself already runs its adapters (a no-op)."""
         ...
 
 

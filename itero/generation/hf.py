@@ -48,6 +48,10 @@ class HFGenerator:
         """Nothing to do: this backend samples with the learner's own model object, so it always has
         the current weights. Present so the loop can call ``update_weights`` on any backend."""
 
+    def load_adapter(self, folder=None, model=None) -> None:
+        """Nothing to do: peft put the adapters into the policy's own modules, which this backend samples
+        with, so it already runs the adapters the policy holds, whatever folder they were saved in."""
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from itero.distributed import current
+from itero.generation.base import Generator
 from itero.generation.hf import HFGenerator
 from itero.models import lora
 from itero.models.loading import load_model, load_weights_into
@@ -36,7 +37,7 @@ class ModelPool:
     base_path: str  # the model the run starts from (hub name or folder)
     policy: torch.nn.Module
     learner: Learner
-    generator: object  # a generation.base.Generator
+    generator: Generator
     device: torch.device = torch.device("cpu")
     strategy: str = "ddp"  # distributed.strategy after the accelerate launch config (sharding.launcher_strategy)
     replica: torch.nn.Module | None = None  # a sharded policy's plain copy that the hf generator runs
@@ -82,8 +83,9 @@ class ModelPool:
             return
         if self.replica is not None:  # from the checkpoint on disk, not gathered from the shards
             load_weights_into(self.replica, self.policy_source if self.policy_source is not None else self.base_path)
-        elif lora.is_lora(self.policy) and hasattr(self.generator, "load_adapter"):
-            # vLLM keeps the adapters' base and serves each adapter checkpoint as a LoRA request
+        elif lora.is_lora(self.policy):
+            # vLLM keeps the adapters' base and serves each adapter checkpoint as a LoRA request; hf runs
+            # the policy's own adapted modules
             source = self.policy_source
             self.generator.load_adapter(source if source and lora.is_adapter_folder(source) else None, self.policy)
         else:
