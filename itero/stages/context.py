@@ -21,7 +21,7 @@ from itero.mc_values import mc_rollout
 from itero.models.loading import load_model
 from itero.old_logprobs import old_logprobs, sampler_is_the_policy
 from itero.runtime import Runtime
-from itero.training.learner import compute_logprobs, forward_logits
+from itero.training.forward import compute_logprobs, forward_logits
 
 
 class PrepareContext:

@@ -35,7 +35,6 @@ from itero.core.logprobs import entropy_from_logits, token_logprobs
 from itero.distributed import current, fold_metric, is_max_metric
 from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
 from itero.training import micro_batches, sharding
-from itero.training.forward import compute_logprobs as compute_logprobs  # re-exported for itero/stages/context.py
 from itero.training.forward import forward_logits
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
