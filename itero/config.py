@@ -292,3 +292,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def upgraded_config_text(text: str) -> str:
+    """A run's ``config.yaml`` as this version dumps it: moved keys at their new place, options added
+    since filled with their defaults. So a run an older itero started resumes without ``--force`` when
+    nothing it computes differs; the text as it is where it no longer loads."""
+    try:
+        data = yaml.safe_load(text) or {}
+        migrate(data)
+        return dump_config(Config.model_validate(data))
+    except (yaml.YAMLError, ValidationError, AttributeError, TypeError):
+        return text

@@ -18,7 +18,7 @@ import torch
 from itero import distributed
 from itero.algorithms import ALGORITHMS
 from itero.algorithms.base import PreRun
-from itero.config import Config, dump_config
+from itero.config import Config, dump_config, upgraded_config_text
 from itero.evaluation.stages import evaluate, evaluate_on_benchmarks
 from itero.runtime import Runtime, build_base_model, build_runtime, preflight
 from itero.stages.iteration_state import iteration_config, state_before
@@ -42,7 +42,9 @@ def run(cfg: Config, *, force: bool = False, new: bool = False) -> Path:
     check_trackers(cfg.logging.trackers)  # a missing tracker package fails now, not after SFT
     config_text = dump_config(cfg)
     run_dir = dist.broadcast_object(
-        prepare_run_dir(cfg.run_path, config_text, force=force, new=new) if dist.is_main else None
+        prepare_run_dir(cfg.run_path, config_text, force=force, new=new, upgrade=upgraded_config_text)
+        if dist.is_main
+        else None
     )
     if dist.is_main:
         build_base_model(cfg, run_dir)  # the tiny model is built once, then every rank loads it

@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from itero.cli import main
-from itero.config import Config, dump_config, load_config
+from itero.config import Config, dump_config, load_config, upgraded_config_text
 from itero.schema import ConfigError
 from itero.tracking.rundir import (
     RunDirError,
@@ -214,3 +215,24 @@ def test_tis_cap_is_an_algorithm_option_and_the_old_key_still_loads():
     assert load_config(None, ["algorithm=grpo", "generation.tis_cap=3.0"]).algorithm.tis_cap == 3.0
     with pytest.raises(ConfigError, match="tis_cap"):  # DPO has no token importance weights
         load_config(None, ["algorithm=dpo", "algorithm.tis_cap=2.0"])
+
+
+def test_a_run_an_older_version_wrote_resumes_when_nothing_it_computes_differs(tmp_path):
+    cfg = load_config("configs/rto.yaml", [])
+    text = dump_config(cfg)
+    old = yaml.safe_load(text)
+    dpo = old["algorithm"].pop("dpo")  # the in-run DPO model's loss as top-level keys, as before
+    old["algorithm"].update(dpo_loss=dpo["loss"], dpo_beta=dpo["beta"], dpo_nll_weight=dpo["nll_weight"])
+    del old["training"]["max_tokens_per_micro_batch"]  # and an option that did not exist yet
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    with pytest.raises(RunDirError, match="algorithm.dpo.beta"):  # compared as text, the moved keys differ
+        prepare_run_dir(run, text)
+    assert prepare_run_dir(run, text, upgrade=upgraded_config_text) == run
+    assert (run / "config.yaml").read_text() == text
+    # what it computes still counts: another loss for the DPO model is refused
+    (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False).replace("dpo_loss: dpop", "dpo_loss: ipo"))
+    with pytest.raises(RunDirError, match="algorithm.dpo.loss: 'ipo' -> 'dpop'"):
+        prepare_run_dir(run, text, upgrade=upgraded_config_text)
+    assert upgraded_config_text("a: [") == "a: ["  # text that no longer loads is compared as it is

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -213,13 +213,21 @@ def config_differences(old_text: str, new_text: str) -> list[str]:
     ]
 
 
-def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: bool = False) -> Path:
+def prepare_run_dir(
+    path: Path,
+    config_text: str,
+    *,
+    force: bool = False,
+    new: bool = False,
+    upgrade: Callable[[str], str] = lambda text: text,
+) -> Path:
     """Create or reopen ``path`` for a run of ``config_text``; returns the directory to use.
 
     Same config (up to ``NO_RESULT_KEYS``): resume. Different config: refused with the keys that
     differ, unless ``force`` (continue this run with the new config; the old one is kept as
     ``config.history/<sha>.yaml``, the name each stage's ``provenance.json`` records) or ``new`` (a
-    fresh sibling directory).
+    fresh sibling directory). ``upgrade`` rewrites the saved config the way this version dumps one
+    (``config.upgraded_config_text``), so keys moved or added since it was written are no difference.
     """
     config_file = path / "config.yaml"
     if new and config_file.exists():
@@ -230,7 +238,7 @@ def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: b
         config_file = path / "config.yaml"
     if config_file.exists():
         old = config_file.read_text()
-        changes = config_differences(old, config_text)
+        changes = config_differences(upgrade(old), config_text)
         if changes and not force:
             shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
             raise RunDirError(
@@ -238,7 +246,7 @@ def prepare_run_dir(path: Path, config_text: str, *, force: bool = False, new: b
                 "--force to continue it with the new one (the old is kept in config.history/), "
                 "or --new to start a fresh run beside it"
             )
-        if changes:
+        if config_sha(old) != config_sha(config_text):  # the stages done so far name the old text's sha
             atomic_write_text(path / "config.history" / f"{config_sha(old)}.yaml", old)
     atomic_write_text(config_file, config_text)
     return path
