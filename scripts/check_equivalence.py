@@ -22,28 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ["quickstart", "grpo", "ppo", "vineppo", "rto", "dapo", "raft", "iterative_dpo"]
-TINY = [
-    "model.tiny.hidden_size=32",
-    "model.tiny.num_layers=1",
-    "model.tiny.intermediate_size=64",
-    "sft.steps=150",
-    "sft.batch_size=16",
-    "sft.lr=3e-3",
-    "sft.num_examples=60",
-    "loop.prompts_per_iteration=8",
-    "generation.n_samples_per_prompt=4",
-    "generation.max_new_tokens=20",
-    "generation.temperature=1.0",
-    "task.arithmetic.digits=1",
-    "task.arithmetic.num_ops=1",
-    "task.arithmetic.ops=+",
-    "task.arithmetic.num_train=60",
-    "task.arithmetic.num_test=8",
-    "eval.k=1",
-    "training.batch_size=2",
-    "training.micro_batch_size=2",
-    "logging.progress=false",
-]
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import TINY_RUN  # noqa: E402  the tests' tiny shapes: one place says what "tiny" is
+
+# a preset keeps its own algorithm; the iteration count is --iterations
+TINY = [o for o in TINY_RUN if not o.startswith(("algorithm=", "loop.iterations="))]
 TIMING = ("seconds", "per_second", "elapsed", "time", "eta")
 
 
