@@ -77,6 +77,13 @@ class Generator(Protocol):
         backend that samples with the module itself already runs its adapters (a no-op)."""
         ...
 
+    def sleep(self, level: int = 1) -> None:
+        """Give back the memory generation holds while the learner trains: a vLLM engine built with
+        ``generation.vllm_sleep_mode`` keeps its weights in CPU RAM (level 1) or drops them (level 2,
+        when a weight sync follows anyway); the next generate or weight update takes the memory back.
+        A no-op for a backend that holds nothing of its own (hf samples with the policy's modules)."""
+        ...
+
 
 def continuation_budgets(
     prefixes: Sequence[Sequence[int]], prompt_lengths: Sequence[int], max_new_tokens: int

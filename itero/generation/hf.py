@@ -52,6 +52,10 @@ class HFGenerator:
         """Nothing to do: peft put the adapters into the policy's own modules, which this backend samples
         with, so it already runs the adapters the policy holds, whatever folder they were saved in."""
 
+    def sleep(self, level: int = 1) -> None:
+        """Nothing to give back: the KV cache lives only inside a generate call, and the weights are the
+        policy's own."""
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],

@@ -92,6 +92,17 @@ class ModelPool:
             self.generator.update_weights(self.policy)  # an engine checks it serves the new weights
         self.generator_source = self.policy_source
 
+    def release_generator(self) -> None:
+        """Before the learner trains: an engine built with ``generation.vllm_sleep_mode`` gives its GPU
+        memory back (the dry run's memory plan counts on it). It drops its weights (level 2), since a
+        weight sync follows every update, except under a LoRA policy, whose adapters it serves over the
+        base weights it keeps in CPU RAM (level 1). The next ``ensure_policy`` wakes and refills it."""
+        g = self.cfg.generation
+        if g.backend != "vllm" or not g.vllm_sleep_mode:
+            return
+        self.generator.sleep(level=1 if lora.is_lora(self.policy) else 2)
+        self.generator_source = "asleep"  # whatever the policy holds next, the engine must be brought to it
+
     def adapt_policy(self) -> None:
         """LoRA adapters (``model.lora``) on the policy as it holds its weights now (the initial policy,
         as RL starts): those weights are the adapters' base. The hf generator holds the same modules."""

@@ -40,6 +40,7 @@ def sft_train(rt: Runtime) -> StageOutput:
     prompts = [rt.encode(rt.task.render(p)) for p in examples]
     responses = [rt.encode(p.solution) + [rt.tokenizer.eos_token_id] for p in examples]
     rng = random.Random(rt.cfg.loop.seed)
+    rt.models.release_generator()
     rt.learner.start_phase(cfg.steps, reset=True, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio)
     losses = []
     with (

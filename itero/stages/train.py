@@ -30,6 +30,7 @@ def train(rt: Runtime, k: int, start: Path | None, cfg: Any, batch: RolloutBatch
     metrics: dict = {"steps": steps}
     per_step: list[dict] = []
     if units:
+        rt.models.release_generator()
         reset = t.reset_optimizer_each_iteration or plan.restart_from_base
         temperature = logprob_temperature(rt)
         fit_args = dict(rows_per_unit=algo.rows_per_unit, epochs=t.epochs, seed=rt.cfg.loop.seed * 31 + k)
