@@ -44,7 +44,8 @@ def test_budget_axes_are_running_sums_and_the_table_reads_each_run_within_the_sm
     def timed_run(name, accuracies, seconds, tokens, mc_tokens=0):
         run = tmp_path / name
         run.mkdir()
-        rows = [{"iteration": 0, "eval/greedy_accuracy": accuracies[0]}]
+        # the start row holds the SFT warm-up's seconds (sft/time.json): not part of RL's budget
+        rows = [{"iteration": 0, "eval/greedy_accuracy": accuracies[0], "time/train": 500.0}]
         for k, a in enumerate(accuracies[1:], start=1):  # 4 timed stages of seconds/4 each
             rows.append(
                 {

@@ -29,6 +29,9 @@ def budget_used(rows: list[dict], x: str) -> dict[int, float]:
     """Iteration → running sum of the budget ``x`` spent up to and including it (0 at the start)."""
     total, out = 0.0, {}
     for r in rows:
+        if int(r["iteration"]) == 0:  # the start: the SFT warm-up's own time (sft/time.json) is not RL's budget
+            out[0] = 0.0
+            continue
         if x == "seconds":
             total += sum(r.get(key, 0.0) for key in _TIMED)
         else:
