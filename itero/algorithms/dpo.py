@@ -10,6 +10,7 @@ step (RLHFlow: over one micro-batch).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Literal
 
 import torch
@@ -31,32 +32,35 @@ from itero.core.preference import (
 from itero.samplers.pairing import PAIRINGS, PairingParams, select_pairs
 from itero.schema import Section
 
+# The loss and pairing parameters' defaults are declared once, beside the maths that uses them.
+_LOSS, _PAIRS = PreferenceLossParams(), PairingParams()
+
 
 class Config(Section):
     name: Literal["dpo"] = "dpo"
     # one of core.preference.PREFERENCE_LOSSES, or a list of them summed with loss_weights (TRL's loss_type list)
     loss: str | list[str] = "sigmoid"
     loss_weights: list[float] | None = None  # one weight per loss of the list; None = all 1
-    beta: float = Field(0.1, gt=0.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # ε of conservative DPO
+    beta: float = Field(_LOSS.beta, gt=0.0)
+    label_smoothing: float = Field(_LOSS.label_smoothing, ge=0.0, lt=0.5)  # ε of conservative DPO
     nll_weight: float = Field(0.0, ge=0.0)  # α of DPO+NLL (RPO)
     nll_per_sequence: bool = False  # NLL = mean over chosen of each one's token-mean (default: token-mean over all)
     pairing: str = "max_min"  # one of samplers.pairing.PAIRINGS
-    length_penalty: float = Field(0.001, ge=0.0)  # max_min_p: score − λ_len·len(characters)
-    mixed_first_half_prob: float = Field(0.3, ge=0.0, le=1.0)  # mixed_max_min
-    accept_threshold: float = 0.5  # all_pairs: accept = score ≥ threshold
-    max_pairs_per_prompt: int = Field(8, ge=1)  # all_pairs cap
+    length_penalty: float = Field(_PAIRS.length_penalty, ge=0.0)  # max_min_p: score − λ_len·len(characters)
+    mixed_first_half_prob: float = Field(_PAIRS.mixed_first_half_prob, ge=0.0, le=1.0)  # mixed_max_min
+    accept_threshold: float = _PAIRS.accept_threshold  # all_pairs: accept = score ≥ threshold
+    max_pairs_per_prompt: int = Field(_PAIRS.max_pairs_per_prompt, ge=1)  # all_pairs cap
     reference: Literal["previous", "initial", "none"] = "previous"  # none: reference-free losses only (simpo)
     # Tokens a pair's log-probs sum over: "full" responses (every source), or "divergence": both
     # responses only up to and including their first differing token (the shared prefix cancels in Δ
     # anyway), so the contrast is the decision where they part and nothing after it.
     pair_scope: Literal["full", "divergence"] = "full"
-    ipo_length_normalize: bool = True  # RLHFlow / TRL; False = oat
-    dpop_lambda: float = Field(50.0, ge=0.0)
-    rdpo_alpha: float = 0.0
-    simpo_gamma_beta_ratio: float = 0.5
-    margin_scale: float = Field(1.0, ge=0.0)  # rev_kl: target preference σ((r_w − r_l)·margin_scale)
-    tdpo_alpha: float = Field(0.5, ge=0.0)  # TDPO2's α (official default)
+    ipo_length_normalize: bool = _LOSS.ipo_length_normalize  # RLHFlow / TRL; False = oat
+    dpop_lambda: float = Field(_LOSS.dpop_lambda, ge=0.0)
+    rdpo_alpha: float = _LOSS.rdpo_alpha
+    simpo_gamma_beta_ratio: float = _LOSS.simpo_gamma_beta_ratio
+    margin_scale: float = Field(_LOSS.margin_scale, ge=0.0)  # rev_kl: target preference σ((r_w − r_l)·margin_scale)
+    tdpo_alpha: float = Field(_LOSS.tdpo_alpha, ge=0.0)  # TDPO2's α (official default)
 
     min_samples_per_prompt: ClassVar[int] = 2
 
@@ -77,12 +81,7 @@ class Config(Section):
         return self.loss if isinstance(self.loss, list) else [self.loss]
 
     def pairing_params(self) -> PairingParams:
-        return PairingParams(
-            length_penalty=self.length_penalty,
-            mixed_first_half_prob=self.mixed_first_half_prob,
-            accept_threshold=self.accept_threshold,
-            max_pairs_per_prompt=self.max_pairs_per_prompt,
-        )
+        return PairingParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PairingParams)})
 
     @model_validator(mode="after")
     def _reference_for_the_loss(self):
@@ -106,16 +105,7 @@ class Config(Section):
         return any(name in NEEDS_SEQ_KL for name in self.loss_names)
 
     def loss_params(self) -> PreferenceLossParams:
-        return PreferenceLossParams(
-            beta=self.beta,
-            label_smoothing=self.label_smoothing,
-            ipo_length_normalize=self.ipo_length_normalize,
-            dpop_lambda=self.dpop_lambda,
-            rdpo_alpha=self.rdpo_alpha,
-            simpo_gamma_beta_ratio=self.simpo_gamma_beta_ratio,
-            margin_scale=self.margin_scale,
-            tdpo_alpha=self.tdpo_alpha,
-        )
+        return PreferenceLossParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PreferenceLossParams)})
 
 
 rows_per_unit = 2  # rows 2k, 2k+1 are the chosen and rejected responses of pair k

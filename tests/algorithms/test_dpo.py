@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -5,6 +6,8 @@ import torch
 from helpers import text_batch, tiny
 
 from itero.algorithms import dpo
+from itero.core.preference import PreferenceLossParams
+from itero.samplers.pairing import PairingParams
 
 
 def rng():
@@ -200,3 +203,14 @@ def test_weighted_list_of_losses_as_trl_loss_type_list():
         dpo.Config(loss=["sigmoid", "slic"])
     mixed = dpo.Config(loss=["simpo", "tdpo2"])
     assert mixed.needs_reference and mixed.needs_reference_logits
+
+
+def test_every_loss_and_pairing_parameter_is_a_config_option_with_the_default_the_maths_declares():
+    cfg = dpo.Config()
+    for params, built in ((PreferenceLossParams(), cfg.loss_params()), (PairingParams(), cfg.pairing_params())):
+        assert built == params  # defaults equal, and nothing the losses read is missing from the config
+        for f in dataclasses.fields(params):
+            assert f.name in dpo.Config.model_fields
+    changed = dpo.Config(beta=0.3, tdpo_alpha=0.1, max_pairs_per_prompt=2)
+    assert (changed.loss_params().beta, changed.loss_params().tdpo_alpha) == (0.3, 0.1)
+    assert changed.pairing_params().max_pairs_per_prompt == 2
