@@ -62,10 +62,12 @@ def test_sft_steps_lower_the_loss():
     assert last < 0.7 * first
 
 
-def test_checkpoint_round_trip(tmp_path):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16: its fp32 masters are resumed too
+def test_checkpoint_round_trip(tmp_path, dtype):
     from itero.models.loading import load_weights_into
 
     model, tok = tiny()
+    model = model.to(dtype)
     batch = sft.prepare(text_batch(tok, ["p"] * 8, RESPONSES))
     learner = Learner(model, OptimConfig(lr=1e-3, batch_size=4, micro_batch_size=4))
     learner.start_phase(10)
@@ -75,7 +77,7 @@ def test_checkpoint_round_trip(tmp_path):
     learner.step(batch, [4, 5, 6, 7], 8, sft.loss)
     after_two = [p.detach().clone() for p in model.parameters()]
 
-    fresh, _ = tiny(seed=5)
+    fresh = tiny(seed=5)[0].to(dtype)
     load_weights_into(fresh, tmp_path)
     resumed = Learner(fresh, OptimConfig(lr=1e-3, batch_size=4, micro_batch_size=4))
     resumed.load_state(tmp_path, num_steps=10)
@@ -83,6 +85,8 @@ def test_checkpoint_round_trip(tmp_path):
     resumed.step(batch, [4, 5, 6, 7], 8, sft.loss)
     for a, b in zip(after_two, fresh.parameters()):
         torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+    for a, b in zip(learner.optimizer.state.values(), resumed.optimizer.state.values()):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # masters and moments, fp32
 
 
 def test_max_metrics_are_maxima_over_micro_batches_and_steps_and_means_stay_means():

@@ -36,6 +36,7 @@ from itero.distributed import current, fold_metric, is_max_metric
 from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
 from itero.training import micro_batches, sharding
 from itero.training.forward import forward_logits
+from itero.training.master_weights import MasterWeightAdamW, needs_master_weights
 
 # loss_fn(micro_batch, logprobs) -> (loss, metrics). A loss_fn with ``needs_logits = True`` is called
 # as loss_fn(micro_batch, logprobs, logits) with the (B, R, V) logits of the same forward.
@@ -86,7 +87,9 @@ class Learner:
         if self.optimizer is not None and not reset:
             return
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
+        # bf16 weights get fp32 master copies, or updates smaller than their resolution would round away
+        adamw = MasterWeightAdamW if needs_master_weights(params) else torch.optim.AdamW
+        self.optimizer = adamw(
             params, lr=lr or self.cfg.lr, betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay
         )
         warmup = int((self.cfg.warmup_ratio if warmup_ratio is None else warmup_ratio) * num_steps)
