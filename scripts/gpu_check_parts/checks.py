@@ -117,10 +117,10 @@ def check_generation(run: ShapeRun) -> dict:
     return out
 
 
-def _learner_steps(model, run: ShapeRun, lr: float) -> tuple[dict, float, int | None, float | None]:
+def _learner_steps(model, run: ShapeRun, lr: float) -> tuple[dict, float, int | None, tuple]:
     """One warm-up step, then ``timed_steps`` timed ones. Returns (last metrics, seconds per step,
-    peak bytes, the fraction of layer 0's down_proj weights the warm-up step changed, or None when
-    that weight is frozen)."""
+    peak bytes, (the fraction of layer 0's down_proj weights the warm-up step changed, the same of
+    their fp32 masters), each None when it does not apply: a frozen weight, fp32 weights)."""
     batch, cfg = grpo_batch(model, run.work)
     work = run.work
     optim = OptimConfig(
@@ -143,12 +143,15 @@ def _learner_steps(model, run: ShapeRun, lr: float) -> tuple[dict, float, int | 
     metrics = learner.step(batch, units, work.train_rows, loss_fn)  # warm-up; allocates the AdamW state
     # bf16 weights lose an update smaller than half their rounding step: what share does this lr move?
     changed = None if probe is None else float((local(probe).detach() != before).float().mean())
+    # bf16 weights train through fp32 masters (MasterWeightAdamW), which all move: None for fp32 weights
+    master = None if probe is None else learner.optimizer.state.get(probe, {}).get("master")
+    master_changed = None if master is None else float((local(master) != before.float()).float().mean())
     del before
     seconds = 0.0
     for _ in range(work.timed_steps):
         metrics, s = timed(lambda: learner.step(batch, units, work.train_rows, loss_fn), run.device)
         seconds += s
-    return metrics, seconds / work.timed_steps, peak_bytes(run.device), changed
+    return metrics, seconds / work.timed_steps, peak_bytes(run.device), (changed, master_changed)
 
 
 def _tokens_per_step(work: Workload) -> int:
@@ -159,7 +162,7 @@ def check_learner(run: ShapeRun) -> dict:
     """One GRPO optimizer step: tokens/s and model FLOPs utilisation against the card's peak."""
     from benchmarks.bench_learner import matmul_peak
 
-    metrics, seconds, peak, changed = _learner_steps(run.model, run, lr=LR)
+    metrics, seconds, peak, (changed, master_changed) = _learner_steps(run.model, run, lr=LR)
     work, c = run.work, run.model.config
     tokens = _tokens_per_step(work)
     flops = train_flops(run.model, work)
@@ -185,6 +188,7 @@ def check_learner(run: ShapeRun) -> dict:
         "grad_norm": metrics["grad_norm"],
         "lr": LR,
         "down_proj_fraction_changed": changed,
+        "down_proj_master_fraction_changed": master_changed,
         "peak_bytes": peak,
         "problems": problems,
     }

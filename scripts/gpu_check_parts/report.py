@@ -24,10 +24,11 @@ def _measurements(shape: str, checks: dict, batches: tuple[int, ...]) -> list[st
         for b in batches
     )
     mfu, moved = get("learner", "mfu"), get("learner", "down_proj_fraction_changed")
+    master = get("learner", "down_proj_master_fraction_changed")
     fsdp_equal = get("fsdp", "reload_equal")
     return [
         f"| {shape} | {_num(get('build', 'params'))} | {get('build', 'fast_decode') or 'n/a'} | {gen} "
-        f"| {_num(get('learner', 'tokens_per_s'))} | {'n/a' if mfu is None else f'{mfu:.1%}'} | {_pct(moved)} "
+        f"| {_num(get('learner', 'tokens_per_s'))} | {'n/a' if mfu is None else f'{mfu:.1%}'} | {_pct(moved)} / {_pct(master)} "
         f"| {_gib(get('memory', 'measured_peak_bytes'))} / {_gib(get('memory', 'planned_peak_bytes'))} "
         f"| {_num(get('fsdp', 'tokens_per_s'))}, {'n/a' if fsdp_equal is None else ('equal' if fsdp_equal else 'DIFFERENT')} "
         f"| {_num(get('lora', 'tokens_per_s'))}, {_gib(get('lora', 'peak_bytes'))} / {_gib(get('lora', 'planned_training_bytes'))} |"
@@ -47,7 +48,7 @@ def markdown(result: dict) -> str:
         f"in micro-batches of {work['micro_rows']}, LoRA rank {work['lora_rank']}.",
         "",
         f"| shape | params | fast decode | gen tokens/s itero vs generate, batch {' / '.join(map(str, batches))} "
-        "| learner tokens/s | MFU | weights moved | peak GiB measured / planned | FSDP2 tokens/s, reload | LoRA tokens/s, peak GiB measured / planned |",
+        "| learner tokens/s | MFU | weights moved: stored / fp32 master | peak GiB measured / planned | FSDP2 tokens/s, reload | LoRA tokens/s, peak GiB measured / planned |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for shape, entry in result["shapes"].items():

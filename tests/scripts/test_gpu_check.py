@@ -73,6 +73,7 @@ def test_generation_and_learner_speeds_are_positive(report):
     assert learner["grad_norm"] > 0  # the timed step trains: no group ties, the ratio is not clipped
     # fp32 weights keep an update of lr = 1e-6 (bf16 ones of magnitude above ~3e-4 would not)
     assert learner["down_proj_fraction_changed"] > 0.5
+    assert learner["down_proj_master_fraction_changed"] is None  # fp32 weights need no master copies
     # 6·(linear weights but the head)·4 rows·16 tokens + 6·(head 256·64)·4 rows·8 response tokens
     # + 12·layers·hidden·(16 / 2) per token for attention
     body = 2 * (4096 + 2048 + 2048 + 4096 + 3 * 64 * 128)
