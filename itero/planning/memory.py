@@ -126,7 +126,7 @@ def model_memory(role: ModelRole, dist, weight_bytes: int) -> ModelMemory:
     )
 
 
-def activation_bytes(shape: ModelShape, rows: int, tokens: int, checkpointing: bool) -> int:
+def activation_bytes(shape: ModelShape, rows: float, tokens: int, checkpointing: bool) -> float:
     """Rough bytes of one training micro-batch's activations (formula in the module docstring)."""
     sbh = tokens * rows * shape.hidden
     if checkpointing:
@@ -147,15 +147,22 @@ def estimate(
     tokens: int,
     vllm_utilization: float | None = None,
     vllm_sleep: bool = False,
+    token_budget: int | None = None,
 ) -> MemoryEstimate:
-    """Per-GPU estimate for ``roles`` under ``dist`` (a DistributedConfig); ``tokens`` = prompt + new."""
+    """Per-GPU estimate for ``roles`` under ``dist`` (a DistributedConfig); ``tokens`` = prompt + new.
+    ``token_budget`` (``training.max_tokens_per_micro_batch``): a micro-batch holds at most that many
+    padded tokens, or one unit of ``train_rows`` full-length rows where a unit is longer."""
     models = [model_memory(r, dist, weight_bytes) for r in roles]
     trained = [r for r in roles if r.trained]
-    activations = max(
-        (activation_bytes(r.shape, train_rows, tokens, dist.gradient_checkpointing) for r in trained), default=0
-    )
     ckpt = "checkpointed" if dist.gradient_checkpointing else "no checkpointing"
-    act_note = f"micro-batch {train_rows} rows x {tokens} tokens, {ckpt}"
+    if token_budget is None:
+        rows, act_note = train_rows, f"micro-batch {train_rows} rows x {tokens} tokens, {ckpt}"
+    else:  # the activations scale with rows x tokens: a budget's worth of full-length rows
+        rows = max(token_budget / tokens, train_rows)
+        act_note = f"micro-batch of at most {max(token_budget, train_rows * tokens)} padded tokens, {ckpt}"
+    activations = max(
+        (int(activation_bytes(r.shape, rows, tokens, dist.gradient_checkpointing)) for r in trained), default=0
+    )
     if vllm_utilization is not None:
         generation = int(vllm_utilization * dist.gpu_memory_gb * GiB)
         gen_note = f"vLLM share {vllm_utilization:g} of the GPU" + (", released while training" if vllm_sleep else "")

@@ -119,7 +119,10 @@ def estimate_for_config(cfg) -> tuple[MemoryEstimate | None, list[str]]:
         roles,
         d,
         weight_bytes=4 if cfg.model.dtype == "float32" else 2,
-        train_rows=t.micro_batch_size * ALGORITHMS[cfg.algorithm.name].rows_per_unit,
+        # with a token budget, the rows of one unit (a pair) are the least a micro-batch holds
+        train_rows=(1 if t.max_tokens_per_micro_batch else t.micro_batch_size)
+        * ALGORITHMS[cfg.algorithm.name].rows_per_unit,
+        token_budget=t.max_tokens_per_micro_batch,
         gen_rows=g.batch_size,
         tokens=prompt_tokens + g.max_new_tokens,
         vllm_utilization=getattr(g, "vllm_gpu_memory_utilization", 0.5) if vllm else None,

@@ -163,3 +163,18 @@ def test_a_frozen_model_an_algorithm_names_is_counted():
     assert teacher[0].shape.params() == KNOWN_MODELS["Qwen/Qwen2.5-7B"].params()
     plain, _ = roles_for_config(load_config(None, ["algorithm=grpo"]))
     assert "teacher" not in [r.role for r in plain]
+
+
+def test_a_token_budget_sizes_the_activations_by_its_tokens():
+    roles = [ModelRole("policy", "qwen", QWEN25_7B, trained=True, kv_cache=True)]
+    dist = _dist(strategy="zero3")
+    rows = estimate(roles, dist, weight_bytes=2, train_rows=8, gen_rows=8, tokens=1024)  # 8 rows of 1024
+    # a budget of 8192 padded tokens holds at most what 8 full-length rows hold: the same activations
+    budget = estimate(roles, dist, weight_bytes=2, train_rows=2, gen_rows=8, tokens=1024, token_budget=8192)
+    assert budget.activations == rows.activations and "at most 8192 padded tokens" in budget.activation_note
+    half = estimate(roles, dist, weight_bytes=2, train_rows=2, gen_rows=8, tokens=1024, token_budget=4096)
+    assert half.activations == pytest.approx(rows.activations / 2, rel=1e-9)  # linear in rows x tokens
+    # a budget below one unit (a pair of 1024-token rows) still trains that unit whole
+    tiny = estimate(roles, dist, weight_bytes=2, train_rows=2, gen_rows=8, tokens=1024, token_budget=100)
+    pair = estimate(roles, dist, weight_bytes=2, train_rows=2, gen_rows=8, tokens=1024)
+    assert tiny.activations == pair.activations
