@@ -5,11 +5,11 @@ r_t = clamp(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c) − β_kl·(log �
 then GAE, whitening, PPO-clip and the clipped value loss exactly as ``ppo``. π_ref is the initial
 (SFT) model; π_dpo is loaded frozen from ``dpo_model_path`` (a folder written by an itero ``dpo``
 run: ``runs/<name>/iter_<k>/checkpoint``), or trained first in the same run: ``dpo_iterations``
-iterations of iterative DPO from the initial policy (the ``dpo`` section: a ``dpo`` algorithm config, every
-loss option of it; and ``dpo_lr``), in ``<run>/dpo_model/``, before the first RTO iteration. Order as RTO's ``compute_reward``: scale by β₁, then
-clamp (only when c > 0). Defaults: RTO's script (β₁ 0.05, c 0.05, β_kl 0.01 as k1 in the reward,
-λ 0.95); the critic starts from the reward model when ``value_model: reward_model`` (RTO) or from
-the policy.
+iterations of iterative DPO from the initial policy (the ``dpo`` section: a ``dpo`` algorithm config,
+every loss option of it; and ``dpo_lr``), in ``<run>/dpo_model/``, before the first RTO iteration.
+Order as RTO's ``compute_reward``: scale by β₁, then clamp (only when c > 0). Defaults: RTO's script
+(β₁ 0.05, c 0.05, β_kl 0.01 as k1 in the reward, λ 0.95); the critic starts from the reward model
+when ``value_model: reward_model`` (RTO) or from the policy.
 """
 
 from __future__ import annotations
