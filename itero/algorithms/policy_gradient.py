@@ -30,7 +30,7 @@ from itero.core.advantages import scale_negative_advantages, zero_variance_group
 from itero.core.kl import AdaptiveKLController, kl_estimate, mean_sequence_kl
 from itero.core.logprobs import token_entropy
 from itero.core.losses import clipped_pg_loss, entropy_bonus_loss
-from itero.core.masked import masked_mean
+from itero.core.masked import mean_metric
 from itero.schema import Section
 
 # dr-grpo = Σ / (B · L), TRL's dr_grpo; seq-mean-token-sum-norm is the same mode under its older name,
@@ -234,7 +234,7 @@ def token_loss(
     mask = batch.response_mask
     metrics = ratio_metrics(stats["ratio"], stats["clipped"], mask)
     if cfg.dual_clip is not None:
-        metrics["dual_clip_fraction"] = float(masked_mean(stats["dual_clipped"].float(), mask))
+        metrics["dual_clip_fraction"] = mean_metric(stats["dual_clipped"].float(), mask)
     metrics.update(kl_metrics(batch, logprobs))
     if cfg.kl_loss_coef > 0:
         per_token = per_token + cfg.kl_loss_coef * kl_estimate(logprobs, batch.ref_logprobs, "k3", cfg.kl_clamp)
@@ -246,7 +246,7 @@ def token_loss(
             )
         entropy = token_entropy(logits, temperature)
         per_token = per_token + entropy_bonus_loss(entropy, cfg.entropy_coef)
-        metrics["entropy_bonus_term"] = float(masked_mean(entropy.detach(), mask))
+        metrics["entropy_bonus_term"] = mean_metric(entropy, mask)
     loss = (batch.token_weights * per_token).sum()
     if cfg.ratio_threshold is not None:
         skip = metrics["ratio_mean"] > cfg.ratio_threshold
@@ -259,8 +259,8 @@ def ratio_metrics(ratio: Tensor, clipped: Tensor, valid: Tensor) -> dict[str, fl
     """Clip fraction and ratio mean / max over the valid entries (tokens, or sequences for RLOO)."""
     valid = valid.bool()
     return {
-        "clip_fraction": float(masked_mean(clipped.float(), valid)),
-        "ratio_mean": float(masked_mean(ratio, valid)),
+        "clip_fraction": mean_metric(clipped.float(), valid),
+        "ratio_mean": mean_metric(ratio, valid),
         "ratio_max": float(ratio[valid].max()) if valid.any() else 1.0,
     }
 
@@ -268,7 +268,7 @@ def ratio_metrics(ratio: Tensor, clipped: Tensor, valid: Tensor) -> dict[str, fl
 def kl_metrics(batch: RolloutBatch, logprobs: Tensor) -> dict[str, float]:
     """Token-mean k3 estimates of KL(π_old‖π_θ) (how far the updates moved) and KL(π_θ‖π_ref)."""
     mask, logprobs = batch.response_mask, logprobs.detach()
-    out = {"approx_kl_old": float(masked_mean(kl_estimate(batch.old_logprobs, logprobs, "k3"), mask))}
+    out = {"approx_kl_old": mean_metric(kl_estimate(batch.old_logprobs, logprobs, "k3"), mask)}
     if batch.ref_logprobs is not None:
-        out["kl_ref"] = float(masked_mean(kl_estimate(logprobs, batch.ref_logprobs, "k3"), mask))
+        out["kl_ref"] = mean_metric(kl_estimate(logprobs, batch.ref_logprobs, "k3"), mask)
     return out

@@ -35,7 +35,7 @@ from itero.batch import RolloutBatch
 from itero.core.advantages import gae, outcome_to_token_rewards
 from itero.core.kl import kl_reward
 from itero.core.losses import clipped_value_loss
-from itero.core.masked import aggregation_weights, masked_mean, masked_whiten
+from itero.core.masked import aggregation_weights, masked_whiten, mean_metric
 
 KlEstimator = Literal["k1", "k2", "k3"]
 
@@ -169,6 +169,6 @@ def value_loss(batch: RolloutBatch, values: Tensor, cfg: Config) -> tuple[Tensor
     v_clipped = batch.values + (values - batch.values).clamp(-cfg.value_epsilon, cfg.value_epsilon)
     clipped = (v_clipped - batch.returns) ** 2 > (values - batch.returns) ** 2
     return (batch.token_weights * per_token).sum(), {
-        "value_clip_fraction": float(masked_mean(clipped.float(), mask)),
-        "value_mean": float(masked_mean(values.detach(), mask)),
+        "value_clip_fraction": mean_metric(clipped.float(), mask),
+        "value_mean": mean_metric(values, mask),
     }

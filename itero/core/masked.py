@@ -20,6 +20,25 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     return masked_sum(x, mask, dim) / mask.sum(dim).clamp(min=1.0)
 
 
+class MeanMetric(float):
+    """A logged mean that carries how many entries it averages (``weight``), so the learner combines the
+    means of micro-batches and ranks into the mean over all their entries. A plain float metric is
+    weighted by its micro-batch's share of the units instead, which is exact for per-sequence or
+    per-pair metrics but not for token means over micro-batches of unequal token counts."""
+
+    weight: float
+
+    def __new__(cls, value: float, weight: float) -> MeanMetric:
+        metric = super().__new__(cls, value)
+        metric.weight = float(weight)
+        return metric
+
+
+def mean_metric(x: Tensor, mask: Tensor) -> MeanMetric:
+    """``masked_mean(x, mask)`` as a logged metric over the mask's entries."""
+    return MeanMetric(float(masked_mean(x.detach().float(), mask)), float(mask.sum()))
+
+
 def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     mask = mask.to(x.dtype)
     mean = masked_mean(x, mask)

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from itero.batch import RolloutBatch
 from itero.core.logprobs import entropy_from_logits, token_logprobs
+from itero.core.masked import MeanMetric
 from itero.distributed import current, fold_metric, is_max_metric
 from itero.errors import DivergenceError, check_finite_parameters, check_finite_step, largest_parameter
 from itero.training import micro_batches, sharding
@@ -60,11 +61,24 @@ class OptimConfig:
 
 
 @torch.no_grad()
-def masked_entropy(logits: Tensor, mask: Tensor, temperature: float = 1.0) -> float:
+def masked_entropy(logits: Tensor, mask: Tensor, temperature: float = 1.0) -> MeanMetric:
     """Mean entropy of the sampling distribution over valid tokens; row by row so a 150k vocabulary
     never needs a second (B, R, V) float32 copy."""
     total = sum(float((entropy_from_logits(logits[b], temperature) * mask[b]).sum()) for b in range(logits.shape[0]))
-    return total / max(int(mask.sum()), 1)
+    return MeanMetric(total / max(int(mask.sum()), 1), int(mask.sum()))
+
+
+_ENTRIES = "#entries"  # the key beside a MeanMetric's that sums its entries (never a *_max name)
+
+
+def _divided(sums: dict[str, float]) -> dict[str, float]:
+    """The step's metrics: each MeanMetric's Σ value·entries over its Σ entries."""
+    out = {k: v for k, v in sums.items() if not k.endswith(_ENTRIES)}
+    for k, v in sums.items():
+        if k.endswith(_ENTRIES):
+            name = k.removesuffix(_ENTRIES)
+            out[name] = out[name] / v if v else 0.0
+    return out
 
 
 class Learner:
@@ -207,11 +221,15 @@ class Learner:
             if not weight:
                 continue
             for k, v in metrics.items():  # a mean over the mini-batch; a maximum for *_max metrics
-                fold_metric(sums, k, v, len(micro) / len(units))
+                if isinstance(v, MeanMetric):  # Σ value·entries and Σ entries, divided once summed over ranks
+                    fold_metric(sums, k, v, v.weight)
+                    fold_metric(sums, k + _ENTRIES, v.weight)
+                else:
+                    fold_metric(sums, k, v, len(micro) / len(units))
             sums["loss"] += float(loss.detach()) * scale
         if not self.sharded:  # FSDP reduce-scattered the gradients in the last backward
             dist.all_reduce_gradients(self.model.parameters())
-        return dist.reduce_metrics(sums)
+        return _divided(dist.reduce_metrics(sums))
 
     def micro_batches(
         self, batch: RolloutBatch, units: list[int], rows_per_unit: int, micro_batch_size: int | None = None

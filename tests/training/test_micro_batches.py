@@ -106,6 +106,27 @@ def test_a_per_micro_batch_token_mean_would_not_be_invariant():
     assert gap > 1e-2
 
 
+def logged(model, batch, loss_fn, **optim):
+    learner = Learner(model, OptimConfig(**{"lr": 1e-3, "batch_size": 8, "micro_batch_size": 8, **optim}))
+    return learner.accumulate(batch, list(range(8)), 8, loss_fn, 1)
+
+
+def test_logged_token_means_are_the_whole_mini_batchs_over_uneven_micro_batches():
+    model, tok = tiny()
+    cfg = grpo.Config(beta=0.05)
+    batch = grpo.prepare(grpo_batch(model, tok), cfg)
+    batch = batch.replace(ref_logprobs=batch.old_logprobs - 0.02 * batch.response_mask)
+    loss_fn = lambda mb, lp: grpo.loss(mb, lp, cfg)
+    whole = logged(copy.deepcopy(model), batch, loss_fn)
+    for optim in ({"micro_batch_size": 1}, {"max_tokens_per_micro_batch": 70}):
+        split = logged(copy.deepcopy(model), batch, loss_fn, **optim)
+        for key in ("approx_kl_old", "kl_ref", "ratio_mean", "clip_fraction", "entropy", "loss"):
+            assert split[key] == pytest.approx(whole[key], rel=1e-5, abs=1e-7), (optim, key)
+    # uneven micro-batches: a row-share weighting of each one's token mean would differ (1e-4 here)
+    lengths = batch.response_mask.sum(-1)
+    assert len(set(lengths.tolist())) > 1
+
+
 def test_uneven_token_bins_keep_dpo_pairs_and_the_gradient():
     model, tok = tiny()
     batch = text_batch(tok, [p for p in PROMPTS for _ in (0, 1)], RESPONSES * 2, scores=[1.0, 0.0] * 8)
