@@ -37,6 +37,11 @@ class Config(PolicyGradientConfig):
     beta: float = Field(0.05, ge=0.0)  # sequence KL(π_old‖π_ref) subtracted from the reward (k1 summed)
     normalize_advantages: bool = False  # whiten A over the batch (TRL option, ε 1e-4)
 
+    @property
+    def measured_kl_estimator(self) -> str:
+        """The adaptive controller reads the KL the reward subtracts: k1 (its token mean, as verl's)."""
+        return "k1"
+
     @model_validator(mode="after")
     def _no_token_entropy(self):
         if self.entropy_coef > 0:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import text_batch
 
-from itero.algorithms import ALGORITHMS, grpo, ppo
+from itero.algorithms import ALGORITHMS, grpo, ppo, rloo
 from itero.algorithms.policy_gradient import AdaptiveKLCoef, KLCoefConfig
 from itero.config import load_config
 from itero.models.tiny import build_char_tokenizer
@@ -92,6 +92,12 @@ def test_kl_loss_algorithms_read_k3():
     assert state.config(cfg).kl_loss_coef == state.config(cfg).beta  # the loss's β is the carried one
     # PPO with the KL as a loss reads k3 too
     assert ppo.Config(kl_mode="loss").measured_kl_estimator == "k3"
+
+
+def test_rloo_reads_the_k1_its_reward_subtracts():
+    cfg = rloo.Config(beta=0.01, kl_ctrl="adaptive", kl_target=0.1, kl_horizon=10)
+    stats = AdaptiveKLCoef(cfg).update(two_rows())
+    assert stats["kl_ctrl_kl"] == pytest.approx(-1 / 12, abs=1e-6)  # the k1 token means of the ppo test above
 
 
 def test_a_horizon_that_could_flip_the_sign_of_beta_is_refused():
