@@ -100,10 +100,10 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     with reported_write(path, tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(obj, tmp)
-        digest = _sha256(tmp)
+        # the checksum beside the file (load_stage then notices damage a loader would not, a flipped
+        # byte), written first: the file appearing marks its stage done, so it must come last
+        atomic_write_text(_checksum_file(path), _sha256(tmp) + "\n")
         os.replace(tmp, path)
-    # the checksum beside the file: load_stage then notices damage a loader would not (a flipped byte)
-    atomic_write_text(_checksum_file(path), digest + "\n")
 
 
 def _checksum_file(path: Path) -> Path:

@@ -2,6 +2,7 @@
 last; a finished stage is not run again; a stage reads the batch the one before returned."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,18 @@ def test_the_previous_folders_state_and_metrics(tmp_path):
     (first.path / "s.json").write_text('{"v": 0.6}')
     with pytest.raises(RunDirError, match="sha256 differs"):
         second.previous_state("s")
+
+
+def test_a_stage_output_appears_after_its_checksum(tmp_path, monkeypatch):
+    """A run killed right after an output appears must leave it whole and checked: its checksum is
+    already there, and no temporary file is left behind."""
+    import os
+
+    from itero.tracking import rundir
+
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(rundir.os, "replace", lambda a, b: (replaced.append(Path(b).name), real_replace(a, b)))
+    StageFolder(tmp_path / "iter_1", "abc").run("generate", "rollouts.pt", lambda: StageOutput({}, result=[1]))
+    assert replaced.index("rollouts.pt.sha256") < replaced.index("rollouts.pt")
+    assert not list(tmp_path.rglob("*.tmp"))
